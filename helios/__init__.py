@@ -1,0 +1,4 @@
+"""HeliosDB Nano: an embedded SQL database with git-like branches and time travel."""
+from __future__ import annotations
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Shared fixtures. Tests import the *installed* package (``python -P``), as users do."""
