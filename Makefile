@@ -19,7 +19,7 @@ $(STAMP): setup.py | $(BIN)/python
 
 # The package itself is reinstalled whenever a source file changes.
 $(VENV)/.pkg-stamp: $(STAMP) $(SOURCES)
-	$(BIN)/pip install --quiet --no-deps --no-build-isolation --force-reinstall .
+	flock $(VENV)/.install-lock $(BIN)/pip install --quiet --no-deps --no-build-isolation --force-reinstall .
 	touch $@
 
 install: $(VENV)/.pkg-stamp

@@ -1,0 +1,215 @@
+"""Checkpoints: an append-only node file plus an atomically replaced manifest.
+
+Every persistent object (B+tree nodes, tables, states, commits) is written once,
+as one checksummed record of the node file, and remembers its record number in
+``pid``. A checkpoint appends only objects not yet on disk, children before
+parents, so its cost follows the change since the last one (the append-only
+B-tree idea of LMDB and CouchDB, and Dolt's chunk store). The manifest, written
+atomically (temp, fsync, rename, fsync dir), names the node file's valid length,
+the branches and the first log segment to replay; anything past that length is
+the debris of an interrupted checkpoint and is cut away on open.
+
+Record kinds: (0, keys, values) leaf; (1, keys, child_pids, counts) inner;
+(2, schema, rows_root, ((index, root), ...), next_rowid) table;
+(3, ((table, table_pid), ...), ((object, value), ...)) state;
+(4, seq, ts, state_pid, parent_pids, author, kind) commit.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import immutables
+
+from ..errors import CorruptDatabase
+from . import codec
+from .btree import Inner, Leaf, PTree
+from .commits import Commit
+from .fileio import atomic_write, encode_record, fsync_directory, read_header, scan_records, write_header
+from .schema import TableSchema
+from .state import DbState
+from .table import Table
+
+NODES_MAGIC = b"HELINODE"
+MANIFEST_MAGIC = b"HELIMANI"
+VERSION = 1
+HEADER_LEN = 12
+_NONE = -1
+
+
+def manifest_path(directory: Path, number: int) -> Path:
+    return directory / f"checkpoint-{number:08d}.manifest"
+
+
+def list_manifests(directory: Path) -> list[int]:
+    out = []
+    for p in directory.glob("checkpoint-*.manifest"):
+        try:
+            out.append(int(p.stem.split("-")[1]))
+        except (IndexError, ValueError):
+            continue
+    return sorted(out)
+
+
+def write_manifest(directory: Path, number: int, manifest: dict, *, fsync=os.fsync) -> None:
+    import io
+    buf = io.BytesIO()
+    write_header(buf, MANIFEST_MAGIC, VERSION)
+    buf.write(encode_record(codec.pack(manifest)))
+    atomic_write(manifest_path(directory, number), buf.getvalue(), fsync=fsync)
+
+
+def read_manifest(directory: Path, number: int) -> dict:
+    path = manifest_path(directory, number)
+    data = path.read_bytes()
+    read_header(data, MANIFEST_MAGIC, (VERSION,), path=path)
+    payloads, _, torn = scan_records(data, HEADER_LEN, path=path)
+    if torn or len(payloads) != 1:
+        raise CorruptDatabase(f"{path}: manifest is damaged")
+    return codec.unpack(payloads[0], where=f"manifest {path}")
+
+
+class NodeWriter:
+    """Appends the not-yet-persisted part of a set of commits to the node file."""
+
+    def __init__(self, path: Path, length: int, count: int, *, fsync: Callable[[int], None] = os.fsync) -> None:
+        self.path, self.length, self.count, self._fsync = path, length, count, fsync
+        self._pending: dict[int, tuple[Any, int]] = {}    # id(obj) -> (obj, pid) until durable
+        self._buf: list[bytes] = []
+
+    def _pid(self, obj: Any) -> int:
+        if obj is None:
+            return _NONE
+        if obj.pid is not None:
+            return obj.pid
+        return self._pending[id(obj)][1]
+
+    def _emit(self, obj: Any, record: tuple) -> int:
+        pid = self.count
+        self.count += 1
+        self._pending[id(obj)] = (obj, pid)
+        self._buf.append(encode_record(codec.pack(record)))
+        return pid
+
+    def _known(self, obj: Any) -> bool:
+        return obj is None or obj.pid is not None or id(obj) in self._pending
+
+    def add_tree(self, tree: PTree) -> None:
+        for node in tree.nodes(skip=self._known):
+            if self._known(node):
+                continue
+            if isinstance(node, Leaf):
+                self._emit(node, (0, node.keys, node.values))
+            else:
+                self._emit(node, (1, node.keys, [self._pid(c) for c in node.children], node.counts))
+
+    def add_state(self, state: DbState) -> None:
+        if self._known(state):
+            return
+        for name, table in state.tables.items():
+            if self._known(table):
+                continue
+            self.add_tree(table.rows)
+            for tree in table.indexes.values():
+                self.add_tree(tree)
+            self._emit(table, (2, table.schema.to_plain(), self._pid(table.rows.root),
+                               tuple((n, self._pid(t.root)) for n, t in table.indexes.items()),
+                               table.next_rowid))
+        self._emit(state, (3, tuple((n, self._pid(t)) for n, t in state.tables.items()),
+                           tuple(state.objects.items())))
+
+    def add_commits(self, tips: Iterable[Commit]) -> None:
+        todo: list[Commit] = []
+        stack = [c for c in tips if c is not None]
+        seen: set[int] = set()
+        while stack:
+            c = stack.pop()
+            if self._known(c) or id(c) in seen:
+                continue
+            seen.add(id(c))
+            todo.append(c)
+            stack.extend(c.parents)
+        for c in sorted(todo, key=lambda c: (c.gen, c.seq)):      # parents first
+            self.add_state(c.state)
+            self._emit(c, (4, c.seq, c.ts, self._pid(c.state), [self._pid(p) for p in c.parents],
+                           c.author, c.kind))
+
+    def pid_of(self, obj: Any) -> int:
+        return self._pid(obj)
+
+    def flush(self) -> None:
+        """Append, fsync, then mark every written object as persisted."""
+        new = not self.path.exists() or self.length == 0
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            os.ftruncate(fd, self.length if not new else 0)      # cut debris of an interrupted checkpoint
+            os.lseek(fd, 0, os.SEEK_END)
+            data = bytearray()
+            if new:
+                import io
+                hb = io.BytesIO()
+                write_header(hb, NODES_MAGIC, VERSION)
+                data += hb.getvalue()
+            for chunk in self._buf:
+                data += chunk
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+            self._fsync(fd)
+            self.length = (self.length if not new else 0) + len(data)
+        finally:
+            os.close(fd)
+        if new:
+            fsync_directory(self.path.parent)
+        for obj, pid in self._pending.values():
+            obj.pid = pid
+        self._pending.clear()
+        self._buf.clear()
+
+
+def load_nodes(path: Path, length: int, root: Commit, *,
+               progress: Callable[[int, int], None] | None = None) -> list[Any]:
+    """Rebuild every object of the node file's first ``length`` bytes, indexed by pid.
+
+    ``root`` is the store's initial empty commit: never written, referenced as pid -1."""
+    with open(path, "rb") as f:
+        data = f.read(length)
+    if len(data) < length:
+        raise CorruptDatabase(f"{path}: node file is shorter ({len(data)} bytes) than its manifest says ({length})")
+    read_header(data, NODES_MAGIC, (VERSION,), path=path)
+    payloads, end, torn = scan_records(data, HEADER_LEN, path=path)
+    if torn or end != length:
+        raise CorruptDatabase(f"{path}: node file damaged at byte {end} (expected {length} good bytes)")
+    objs: list[Any] = []
+    append = objs.append
+    total = len(payloads)
+    for i, payload in enumerate(payloads):
+        rec = codec.unpack(payload, where=f"node {i} of {path}")
+        kind = rec[0]
+        if kind == 0:
+            obj: Any = Leaf(list(rec[1]), list(rec[2]))
+        elif kind == 1:
+            obj = Inner(list(rec[1]), [objs[c] for c in rec[2]], list(rec[3]))
+        elif kind == 2:
+            _, schema, rows_root, idx, next_rowid = rec
+            obj = Table(TableSchema.from_plain(schema), _tree(objs, rows_root),
+                        {n: _tree(objs, r) for n, r in idx}, next_rowid)
+        elif kind == 3:
+            obj = DbState(immutables.Map({n: objs[p] for n, p in rec[1]}), immutables.Map(dict(rec[2])))
+        elif kind == 4:
+            _, seq, ts, state, parents, author, ckind = rec
+            obj = Commit(seq, ts, objs[state], tuple(root if p == _NONE else objs[p] for p in parents),
+                         tuple(author) if author is not None else None, ckind)
+        else:
+            raise CorruptDatabase(f"{path}: unknown record kind {kind} at node {i}")
+        obj.pid = i
+        append(obj)
+        if progress is not None and i % 50_000 == 0:
+            progress(i, total)
+    return objs
+
+
+def _tree(objs: list[Any], pid: int) -> PTree:
+    return PTree.EMPTY if pid == _NONE else PTree(objs[pid])

@@ -1,0 +1,228 @@
+"""Small durable-file helpers shared by the write-ahead log and the checkpoint writer.
+
+File header
+    Every file starts with ``magic`` (8 bytes) + u16 format version + u16 reserved
+    (zero), little-endian. A wrong magic, a cut header or a non-zero reserved field
+    is ``CorruptDatabase``; a version this build does not know is
+    ``UnsupportedFormat`` (a newer build wrote it: refuse rather than misread).
+
+Record framing
+    ``u32 length | u32 crc32(payload) | payload``, little-endian. A length of zero
+    is reserved and never written: eight zero bytes are what a zero-filled tail
+    looks like, and ``crc32(b"") == 0`` would otherwise make it a valid record.
+    Lengths above ``MAX_RECORD`` (1 GiB) are treated as garbage.
+
+Torn-tail rule (the heart of recovery)
+    Records are appended sequentially and acknowledged only after an fsync, so a
+    crash can leave garbage only *after* the last fsync'd record. Scanning stops at
+    the first bad record: one whose header is cut by EOF, whose length is zero or
+    over ``MAX_RECORD``, whose declared extent passes EOF, or whose CRC fails.
+
+    That bad record is a **torn tail** only when both hold:
+
+    1. its damage runs to the end of the file: the header is cut, or the length is
+       garbage (its extent is unknown, so it is taken to run to EOF), or its
+       declared extent reaches or passes EOF, or every byte after its declared
+       extent is zero (this covers a zero-filled tail too); and
+    2. no valid record starts anywhere after its first byte. A valid record past
+       a bad one can only mean acknowledged data lies beyond the damage, e.g. a
+       middle record whose length field was flipped to something huge.
+
+    A torn tail yields the good prefix and ``torn=True``; the caller truncates the
+    file there. Anything else is ``CorruptDatabase`` naming the file and the byte
+    offset of the bad record: the database stops rather than returning silently
+    wrong data. The price of rule 2 is that a crash cutting a record whose payload
+    itself embeds a complete, well-framed record reads as corruption: fail-stop,
+    never silent loss.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import struct
+import tempfile
+import zlib
+from collections.abc import Callable, Collection
+from pathlib import Path
+from typing import BinaryIO
+
+from helios.errors import CorruptDatabase, UnsupportedFormat
+
+FsyncFn = Callable[[int], None]
+
+HEADER = struct.Struct("<8sHH")
+HEADER_SIZE = HEADER.size
+RECORD_HEADER = struct.Struct("<II")
+RECORD_HEADER_SIZE = RECORD_HEADER.size
+MAX_RECORD = 1 << 30
+
+_NONZERO = re.compile(rb"[^\x00]")
+
+
+def _resolve(fsync: FsyncFn | None) -> FsyncFn:
+    # Looked up at call time so that monkeypatching ``os.fsync`` reaches us.
+    return os.fsync if fsync is None else fsync
+
+
+def write_all(fd: int, data: bytes | memoryview) -> None:
+    """``os.write`` until every byte is written: a short write is not an error."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def fsync_directory(path: str | os.PathLike[str], *, fsync: FsyncFn | None = None) -> None:
+    """Make a directory's entries (a create, a rename) durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        _resolve(fsync)(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str | os.PathLike[str], data: bytes, *, fsync: FsyncFn | None = None) -> None:
+    """Replace ``path`` with ``data`` so that a crash leaves either the old or the new file.
+
+    Writes a temporary file in the same directory (a rename is atomic only within
+    one file system), fsyncs it, renames it over ``path`` and fsyncs the directory.
+    On any failure the temporary file is removed and the error propagates.
+    """
+    target = Path(path)
+    do_fsync = _resolve(fsync)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        try:
+            write_all(fd, data)
+            do_fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp_name, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+    fsync_directory(target.parent, fsync=do_fsync)
+
+
+def encode_header(magic: bytes, version: int) -> bytes:
+    """The 12-byte file header."""
+    if len(magic) != 8:
+        raise ValueError(f"magic must be 8 bytes, got {len(magic)}")
+    return HEADER.pack(magic, version, 0)
+
+
+def write_header(f: BinaryIO | int, magic: bytes, version: int) -> None:
+    """Write the header to a binary file object or a raw file descriptor."""
+    header = encode_header(magic, version)
+    if isinstance(f, int):
+        write_all(f, header)
+    else:
+        f.write(header)
+
+
+def read_header(data_or_file: bytes | bytearray | memoryview | BinaryIO, magic: bytes,
+                supported_versions: Collection[int], *, path: str | os.PathLike[str]) -> int:
+    """Check a file's header and return its format version."""
+    if isinstance(data_or_file, (bytes, bytearray, memoryview)):
+        head = bytes(data_or_file[:HEADER_SIZE])
+    else:
+        head = data_or_file.read(HEADER_SIZE)
+    if len(head) < HEADER_SIZE:
+        raise CorruptDatabase(f"{os.fspath(path)}: header cut short at byte offset {len(head)} "
+                              f"(need {HEADER_SIZE} bytes)")
+    found_magic, version, reserved = HEADER.unpack(head)
+    if found_magic != magic:
+        raise CorruptDatabase(f"{os.fspath(path)}: bad magic {found_magic!r} at byte offset 0 "
+                              f"(expected {magic!r})")
+    if version not in supported_versions:
+        raise UnsupportedFormat(f"{os.fspath(path)}: format version {version} is not supported "
+                                f"(supported: {sorted(supported_versions)})")
+    if reserved != 0:
+        raise CorruptDatabase(f"{os.fspath(path)}: non-zero reserved header field at byte offset 10")
+    return version
+
+
+def encode_record(payload: bytes) -> bytes:
+    """Frame one payload: u32 length, u32 crc32 of the payload, the payload."""
+    size = len(payload)
+    if not 0 < size <= MAX_RECORD:
+        raise ValueError(f"record payload must be 1..{MAX_RECORD} bytes, got {size}")
+    return RECORD_HEADER.pack(size, zlib.crc32(payload)) + payload
+
+
+def all_zero(data: bytes | bytearray | memoryview, start: int = 0) -> bool:
+    """True if every byte from ``start`` on is zero (stops at the first non-zero byte)."""
+    return _NONZERO.search(data, start) is None
+
+
+def _valid_record_at(data: memoryview, pos: int) -> bool:
+    end_of_data = len(data)
+    if pos + RECORD_HEADER_SIZE > end_of_data:
+        return False
+    size, crc = RECORD_HEADER.unpack_from(data, pos)
+    start = pos + RECORD_HEADER_SIZE
+    return 0 < size <= MAX_RECORD and start + size <= end_of_data and zlib.crc32(data[start:start + size]) == crc
+
+
+def _valid_record_after(data: memoryview, bad: int) -> int | None:
+    """Offset of the first well-framed record starting after ``bad``, if any.
+
+    A record's length is non-zero, so one of its first four bytes is non-zero:
+    runs of zeros are skipped with a regex search rather than byte by byte.
+    """
+    pos = bad + 1
+    last = len(data) - RECORD_HEADER_SIZE
+    while pos <= last:
+        nonzero = _NONZERO.search(data, pos)
+        if nonzero is None:
+            return None
+        pos = max(pos, nonzero.start() - 3)
+        if _valid_record_at(data, pos):
+            return pos
+        pos += 1
+    return None
+
+
+def _corrupt(path: str | os.PathLike[str], offset: int, why: str) -> CorruptDatabase:
+    return CorruptDatabase(f"{os.fspath(path)}: corrupt record at byte offset {offset} ({why})",
+                           {"path": os.fspath(path), "offset": offset})
+
+
+def scan_records(data: bytes | bytearray | memoryview, start: int, *,
+                 path: str | os.PathLike[str]) -> tuple[list[bytes], int, bool]:
+    """Parse records from ``start``: (payloads, end offset of the last good record, torn).
+
+    Applies the module's torn-tail rule; raises ``CorruptDatabase`` otherwise.
+    """
+    view = memoryview(data).cast("B")
+    total = len(view)
+    payloads: list[bytes] = []
+    pos = start
+    while pos < total:
+        if total - pos < RECORD_HEADER_SIZE:
+            extent: int | None = None
+            why = "record header cut by end of file"
+        else:
+            size, crc = RECORD_HEADER.unpack_from(view, pos)
+            body = pos + RECORD_HEADER_SIZE
+            if not 0 < size <= MAX_RECORD:
+                extent, why = None, f"invalid length {size}"
+            elif body + size > total:
+                extent, why = None, f"length {size} runs past end of file"
+            else:
+                payload = view[body:body + size]
+                if zlib.crc32(payload) == crc:
+                    payloads.append(bytes(payload))
+                    pos = body + size
+                    continue
+                extent, why = body + size, "checksum mismatch"
+        runs_to_eof = extent is None or all_zero(view, extent)
+        if not runs_to_eof:
+            raise _corrupt(path, pos, f"{why}, followed by more data")
+        following = _valid_record_after(view, pos)
+        if following is not None:
+            raise _corrupt(path, pos, f"{why}, yet a valid record follows at offset {following}")
+        return payloads, pos, True
+    return payloads, pos, False

@@ -1,0 +1,217 @@
+"""Three-way merge of one branch's changes into another.
+
+Both sides are diffed against their merge base with ``PTree.diff``, which skips
+subtrees shared by identity: the cost follows the size of the change, not of
+the tables. A table only one side touched is taken whole (an O(1) pointer copy,
+logged as ``("tc", table, commit_seq)``). Keys are ``table:pk``; a conflict is a
+key both sides changed, to different values (a delete against an update too).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable
+
+from ..errors import BadRequest
+from .btree import MISSING, PTree
+from .commits import Commit
+from .schema import TableSchema, adapt_row
+from .state import DbState
+from .table import Table
+
+STRATEGIES = ("Auto", "Ours", "Theirs", "Manual")
+_WALK_LIMIT = 10_000     # commits walked to date a conflicting change (Auto); beyond it the tip's time is used
+
+
+def check_strategy(strategy: Any) -> str:
+    for s in STRATEGIES:
+        if isinstance(strategy, str) and strategy.lower() == s.lower():
+            return s
+    raise BadRequest(f"unknown merge strategy {strategy!r}: use one of {', '.join(STRATEGIES)}")
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    key: str
+    source_value: Any
+    target_value: Any
+    resolution: str
+    resolved_value: Any
+
+    def to_dict(self) -> dict:
+        return {"key": self.key, "source_value": self.source_value, "target_value": self.target_value,
+                "resolution": self.resolution, "resolved_value": self.resolved_value}
+
+
+@dataclass(frozen=True, slots=True)
+class MergeResult:
+    merge_timestamp: float
+    merged_keys: int
+    conflicts: list[Conflict] = field(default_factory=list)
+    completed: bool = True
+    message: str = ""
+
+    def to_dict(self) -> dict:
+        return {"merge_timestamp": self.merge_timestamp, "merged_keys": self.merged_keys,
+                "conflicts": [c.to_dict() for c in self.conflicts], "completed": self.completed,
+                "message": self.message}
+
+
+@dataclass
+class MergePlan:
+    ops: list[tuple] = field(default_factory=list)
+    merged_keys: int = 0
+    conflicts: list[Conflict] = field(default_factory=list)
+
+
+def render_key(table: str, key: Any) -> str:
+    if isinstance(key, tuple):
+        return f"{table}:" + ",".join(str(k) for k in key)
+    return f"{table}:{key}"
+
+
+def _row_dict(schema: TableSchema | None, row: Any) -> Any:
+    if row is MISSING or row is None or schema is None:
+        return None
+    return dict(zip(schema.column_names, row))
+
+
+def _same(a: Any, b: Any) -> bool:
+    return a is b or a == b
+
+
+class _Side:
+    """One side of the merge: its tip and a way to date its last change of a key."""
+
+    def __init__(self, tip: Commit, base: Commit | None) -> None:
+        self.tip = tip
+        self.stop_gen = base.gen if base is not None else 0
+
+    def changed_at(self, probe: Callable[[DbState], Any]) -> int:
+        """Timestamp of the newest commit on this side whose change made ``probe`` what it is now."""
+        c, now, steps = self.tip, probe(self.tip.state), 0
+        while c.parents and c.gen > self.stop_gen and steps < _WALK_LIMIT:
+            p = c.parents[0]
+            if not _same(probe(p.state), now):
+                return c.ts
+            c, steps = p, steps + 1
+        return c.ts if steps < _WALK_LIMIT else self.tip.ts
+
+
+def plan_merge(base: Commit | None, source: Commit, target: Commit, strategy: str) -> MergePlan:
+    """The ops that bring ``source``'s changes since ``base`` onto ``target``."""
+    plan = MergePlan()
+    b_state = base.state if base is not None else DbState()
+    s_state, t_state = source.state, target.state
+    src, tgt = _Side(source, base), _Side(target, base)
+
+    def source_wins(probe: Callable[[DbState], Any]) -> bool:
+        if strategy == "Theirs":
+            return True
+        if strategy == "Ours":
+            return False
+        return src.changed_at(probe) >= tgt.changed_at(probe)     # Auto: newer change wins
+
+    for name in sorted(set(b_state.tables.keys()) | set(s_state.tables.keys()) | set(t_state.tables.keys())):
+        b, s, t = (b_state.tables.get(name), s_state.tables.get(name), t_state.tables.get(name))
+        if s is b or s is t:
+            continue
+        if t is b:                                  # only the source touched it: take it whole
+            plan.merged_keys += _count_changes(b, s)
+            plan.ops.append(("tc", name, source.seq) if s is not None else ("dt", name))
+            continue
+        if s is not None and t is not None and (b is not None or s.schema == t.schema) and \
+                _schemas_mergeable(b, s, t):
+            _merge_rows(plan, name, b, s, t, source_wins, strategy)
+            continue
+        # Both sides changed the table's existence or its schema differently: one table-level conflict.
+        probe = (lambda st, n=name: st.tables.get(n))
+        win = source_wins(probe)
+        plan.conflicts.append(Conflict(f"{name}:*", _table_desc(s), _table_desc(t), strategy,
+                                       _table_desc(s if win else t)))
+        if win:
+            plan.merged_keys += _count_changes(b, s)
+            plan.ops.append(("tc", name, source.seq) if s is not None else ("dt", name))
+    for name in sorted(set(b_state.objects.keys()) | set(s_state.objects.keys()) | set(t_state.objects.keys())):
+        bo, so, to = (b_state.objects.get(name), s_state.objects.get(name), t_state.objects.get(name))
+        if _same(so, bo) or _same(so, to):
+            continue
+        if _same(to, bo):
+            plan.ops.append(("so", name, so))
+            plan.merged_keys += 1
+            continue
+        win = source_wins(lambda st, n=name: st.objects.get(n))
+        plan.conflicts.append(Conflict(f"{name}:*", so, to, strategy, so if win else to))
+        if win:
+            plan.ops.append(("so", name, so))
+    return plan
+
+
+def _table_desc(t: Table | None) -> Any:
+    if t is None:
+        return None
+    return {"columns": list(t.schema.column_names), "rows": len(t)}
+
+
+def _count_changes(b: Table | None, s: Table | None) -> int:
+    if b is None:
+        return len(s) if s is not None else 0
+    if s is None:
+        return len(b)
+    return sum(1 for _ in b.rows.diff(s.rows))
+
+
+def _schemas_mergeable(b: Table | None, s: Table, t: Table) -> bool:
+    """Row-level merge works when at most one side changed the columns and key."""
+    if b is None:
+        return s.schema.columns == t.schema.columns and s.schema.primary_key == t.schema.primary_key
+    bs, ss, ts = b.schema, s.schema, t.schema
+    s_cols = (ss.columns, ss.primary_key) != (bs.columns, bs.primary_key)
+    t_cols = (ts.columns, ts.primary_key) != (bs.columns, bs.primary_key)
+    return not (s_cols and t_cols and (ss.columns, ss.primary_key) != (ts.columns, ts.primary_key))
+
+
+def _merge_rows(plan: MergePlan, name: str, b: Table | None, s: Table, t: Table,
+                source_wins: Callable[[Callable[[DbState], Any]], bool], strategy: str) -> None:
+    b_rows = b.rows if b is not None else PTree.EMPTY
+    ops = plan.ops
+    # Columns: the side that changed them wins (at most one did); rows follow by column name.
+    result_schema = t.schema
+    if b is not None and s.schema.columns != b.schema.columns and t.schema.columns == b.schema.columns:
+        result_schema = s.schema
+        pos = {c.name: i for i, c in enumerate(t.schema.columns)}
+        ops.append(("at", name, _with_indexes(s.schema, t.schema).to_plain(),
+                    tuple(pos.get(c.name, -1) for c in s.schema.columns)))
+    # Indexes the source added or dropped since the base.
+    b_ix = {i.name: i for i in (b.schema.indexes if b is not None else ())}
+    t_ix = {i.name: i for i in t.schema.indexes}
+    for ix in s.schema.indexes:
+        if ix.name not in b_ix and ix.name not in t_ix:
+            ops.append(("ci", name, ix.name, ix.columns, ix.unique))
+    for ix_name in b_ix:
+        if s.schema.index(ix_name) is None and ix_name in t_ix:
+            ops.append(("di", name, ix_name))
+    t_changes = {k: new for k, _, new in b_rows.diff(t.rows)}
+    adapt = (lambda r: r) if s.schema.columns == result_schema.columns else \
+        (lambda r: adapt_row(r, s.schema, result_schema))
+    for key, _, new_s in b_rows.diff(s.rows):
+        plan.merged_keys += 1
+        if key in t_changes:
+            new_t = t_changes[key]
+            if _same(new_s, new_t):
+                continue
+            win = source_wins(lambda st, k=key: _probe_row(st, name, k))
+            plan.conflicts.append(Conflict(
+                render_key(name, key), _row_dict(s.schema, new_s), _row_dict(t.schema, new_t),
+                strategy, _row_dict(s.schema if win else t.schema, new_s if win else new_t)))
+            if not win:
+                continue
+        ops.append(("d", name, key) if new_s is MISSING else ("p", name, key, adapt(new_s)))
+
+
+def _with_indexes(schema: TableSchema, indexes_from: TableSchema) -> TableSchema:
+    return replace(schema, indexes=indexes_from.indexes)
+
+
+def _probe_row(state: DbState, table: str, key: Any) -> Any:
+    t = state.tables.get(table)
+    return None if t is None else t.rows.get(key)

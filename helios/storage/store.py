@@ -1,0 +1,639 @@
+"""The versioned store: branches of commits over persistent states, made durable.
+
+Concurrency: readers take a snapshot (an immutable state) and never block.
+Writers serialise on one lock per database: under it a writer builds its new
+state, appends its log record to the group-commit buffer and links the commit
+into the branch as *pending*; it then waits for the fsync outside the lock, so
+concurrent writers share one fsync, and only then is the commit *visible*.
+Nothing a reader sees was not durable first.
+
+Files in the database directory:
+    LOCK                      flock'd by the one process that has it open
+    wal-NNNNNNNN.log          log segments (see ``wal``), replayed from the manifest's ``wal_start``
+    nodes.dat                 append-only node file (see ``checkpoint``)
+    checkpoint-NNNNNNNN.manifest   the latest two checkpoints; the newer one wins
+"""
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from ..errors import (BranchExists, BranchInUse, BranchNotFound, CorruptDatabase, DatabaseClosed,
+                      DatabaseLocked, HistoryExpired, InvalidMerge, MergeConflict, ReadOnlyBranch,
+                      StorageFailed, WriteConflict)
+from . import codec
+from .branches import Branch, BranchInfo, BranchStats, check_branch_name
+from .checkpoint import (NodeWriter, list_manifests, load_nodes, manifest_path, read_manifest,
+                         write_manifest)
+from .commits import Commit, merge_base
+from .merge import MergeResult, check_strategy, plan_merge
+from .state import EMPTY_STATE, DbState, StateView
+from .txn import Transaction, apply_op
+from .wal import LogWriter, list_segments, read_segment, segment_path
+
+log = logging.getLogger("helios.storage")
+
+MAIN = "main"
+NODES_FILE = "nodes.dat"
+DEFAULT_CHECKPOINT_BYTES = 64 << 20
+
+
+def to_micros(seconds: float) -> int:
+    return int(round(seconds * 1_000_000))
+
+
+def to_seconds(micros: int) -> float:
+    return micros / 1_000_000
+
+
+class Snapshot(StateView):
+    """A branch's state at one commit: what a query reads."""
+
+    __slots__ = ("branch", "commit")
+
+    def __init__(self, branch: str, commit: Commit) -> None:
+        super().__init__(commit.state)
+        self.branch = branch
+        self.commit = commit
+
+    @property
+    def timestamp(self) -> float:
+        return to_seconds(self.commit.ts)
+
+
+@dataclass
+class StoreStats:
+    commits: int = 0
+    checkpoints: int = 0
+    last_checkpoint_seconds: float = 0.0
+    last_checkpoint_bytes: int = 0
+
+
+class Store:
+    """One database: a directory on disk, or nothing at all for ``":memory:"``."""
+
+    def __init__(self, path: str | os.PathLike | None = None, *, retention: float | None = None,
+                 clock: Callable[[], float] = time.time, fsync: Callable[[int], None] | None = None,
+                 checkpoint_bytes: int = DEFAULT_CHECKPOINT_BYTES,
+                 progress: Callable[[str], None] | None = None) -> None:
+        self.path = None if path in (None, ":memory:") else Path(path)
+        self.retention_us = None if retention is None else to_micros(retention)
+        self._clock = clock
+        self._fsync = fsync or (lambda fd: os.fsync(fd))     # looked up per call: tests may patch os.fsync
+        self.checkpoint_bytes = checkpoint_bytes
+        self._progress = progress or (lambda msg: log.info("%s", msg))
+        self._wlock = threading.RLock()
+        self._ckpt_lock = threading.Lock()
+        self._vis_lock = threading.Lock()
+        self._failed: BaseException | None = None
+        self._closed = False
+        self._last_ts = 0
+        self._next_seq = 1
+        self.root_commit = Commit(0, 0, EMPTY_STATE, (), None, "init")
+        self.root_commit.pid = -1          # implicit in every database: never written
+        self._by_seq: dict[int, Commit] = {0: self.root_commit}
+        self._branches: dict[str, Branch] = {}
+        self._log: LogWriter | None = None
+        self._lock_fd: int | None = None
+        self._manifest_no = 0
+        self._nodes_len = 0
+        self._nodes_count = 0
+        self.stats = StoreStats()
+        if self.path is None:
+            self._new_main()
+        else:
+            self._open_dir()
+
+    # ---------------------------------------------------------------- opening
+    def _new_main(self) -> None:
+        self._branches[MAIN] = Branch(MAIN, parent=None, created_at=0, base=self.root_commit, snapshot_ts=0)
+
+    def _open_dir(self) -> None:
+        assert self.path is not None
+        if self.path.exists() and not self.path.is_dir():
+            raise CorruptDatabase(f"{self.path} exists and is not a HeliosDB database directory")
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = os.open(self.path / "LOCK", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+            raise DatabaseLocked(f"database {self.path} is open in another process "
+                                 f"(its LOCK file is held); close that process first") from None
+        try:
+            wal_start = self._load_checkpoint()
+            self._replay(wal_start)
+            self._prune()
+            segs = list_segments(self.path)
+            self._log = LogWriter(self.path, (max(segs) + 1) if segs else max(wal_start, 1), fsync=self._fsync)
+        except BaseException:
+            self._release_lock()
+            raise
+
+    def _load_checkpoint(self) -> int:
+        """Load the newest readable checkpoint; returns the first log segment to replay."""
+        assert self.path is not None
+        numbers = list_manifests(self.path)
+        if not numbers:
+            self._new_main()
+            segs = list_segments(self.path)
+            return min(segs) if segs else 1
+        errors = []
+        for number in reversed(numbers):
+            try:
+                m = read_manifest(self.path, number)
+                if m["wal_start"] > 1 and number != numbers[-1] and \
+                        not segment_path(self.path, m["wal_start"]).exists():
+                    raise CorruptDatabase(f"log segments after checkpoint {number} are gone")
+                self._restore(m)
+                self._manifest_no = number
+                if errors:
+                    log.warning("checkpoint %s unreadable (%s); recovered from checkpoint %s",
+                                numbers[-1], errors[0], number)
+                return m["wal_start"]
+            except CorruptDatabase as exc:
+                errors.append(exc)
+                self._branches.clear()
+                self._by_seq = {0: self.root_commit}
+        raise CorruptDatabase(f"no readable checkpoint in {self.path}: {errors[0]}")
+
+    def _restore(self, m: dict) -> None:
+        assert self.path is not None
+        t0 = time.monotonic()
+        nodes_path = self.path / m["nodes_file"]
+        objs = load_nodes(nodes_path, m["nodes_len"], self.root_commit, progress=lambda i, n: self._progress(
+            f"recovery: loaded {i:,} of {n:,} checkpoint records"))
+        self._nodes_len, self._nodes_count = m["nodes_len"], len(objs)
+        for obj in objs:
+            if isinstance(obj, Commit):
+                self._by_seq[obj.seq] = obj
+        self._next_seq, self._last_ts = m["next_seq"], m["last_ts"]
+        for (name, bid, parent, created_at, snapshot_ts, base_pid, tip_pid, read_only, isolated,
+             horizon) in m["branches"]:
+            base = self.root_commit if base_pid == -1 else objs[base_pid]
+            b = Branch(name, parent=parent, created_at=created_at, base=base, snapshot_ts=snapshot_ts,
+                       read_only=read_only, isolated=isolated, id=bid)
+            b.horizon = horizon
+            chain = []
+            c = None if tip_pid == -1 else objs[tip_pid]
+            while c is not None and c is not base:
+                chain.append(c)
+                c = c.parents[0] if c.parents else None
+            for c in reversed(chain):
+                b.add(c)
+            b.visible = len(b.commits)
+            self._branches[name] = b
+        self._progress(f"recovery: checkpoint with {len(objs):,} records loaded in "
+                       f"{time.monotonic() - t0:.2f}s")
+
+    def _replay(self, wal_start: int) -> None:
+        assert self.path is not None
+        for number in list_segments(self.path):
+            if number < wal_start:
+                continue
+            path = segment_path(self.path, number)
+            records = read_segment(path, repair=True)
+            for i, payload in enumerate(records):
+                self._apply_record(codec.unpack(payload, where=f"log record {i} of {path}"))
+                if i and i % 10_000 == 0:
+                    self._progress(f"recovery: replayed {i:,} of {len(records):,} records of {path.name}")
+            if records:
+                self._progress(f"recovery: replayed {len(records):,} records of {path.name}")
+
+    def _apply_record(self, rec: tuple) -> None:
+        kind = rec[0]
+        if kind == "c":
+            _, branch, seq, ts, author, ckind, merge_parent, ops = rec
+            b = self._branches[branch]
+            state = b.tip.state
+            for op in ops:
+                state = apply_op(state, op, self._resolve)
+            parents = (b.tip,) + ((self._by_seq[merge_parent],) if merge_parent is not None else ())
+            c = Commit(seq, ts, state, parents, tuple(author) if author is not None else None, ckind)
+            b.add(c)
+            b.visible = len(b.commits)
+            self._by_seq[seq] = c
+            self._next_seq = max(self._next_seq, seq + 1)
+            self._last_ts = max(self._last_ts, ts)
+        elif kind == "b":
+            _, name, bid, parent, created_at, snapshot_ts, base_seq, read_only, isolated = rec
+            self._branches[name] = Branch(name, parent=parent, created_at=created_at,
+                                          base=self._by_seq[base_seq], snapshot_ts=snapshot_ts,
+                                          read_only=read_only, isolated=isolated, id=bid)
+            self._last_ts = max(self._last_ts, created_at)
+        elif kind == "x":
+            self._branches.pop(rec[1], None)
+        else:
+            raise CorruptDatabase(f"unknown log record kind {kind!r}")
+
+    def _resolve(self, seq: int) -> Commit:
+        return self._by_seq[seq]
+
+    # ---------------------------------------------------------------- helpers
+    def _next_ts(self) -> int:
+        ts = max(to_micros(self._clock()), self._last_ts + 1)
+        self._last_ts = ts
+        return ts
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise DatabaseClosed("the database is closed")
+
+    def _check_writable(self) -> None:
+        self._check_open()
+        if self._failed is not None:
+            raise StorageFailed(f"the store refuses writes after a storage failure: {self._failed}; "
+                                f"reads still work — fix the disk and reopen the database")
+
+    def _branch(self, name: str) -> Branch:
+        try:
+            return self._branches[name]
+        except KeyError:
+            raise BranchNotFound(f"branch {name!r} not found") from None
+
+    def _log_record(self, rec: tuple) -> int | None:
+        if self._log is None:
+            return None
+        try:
+            return self._log.append(codec.pack(rec))
+        except StorageFailed as exc:
+            self._failed = exc
+            raise
+
+    def _sync(self, log_seq: int | None) -> None:
+        if log_seq is None or self._log is None:
+            return
+        try:
+            self._log.sync(log_seq)
+        except StorageFailed as exc:
+            self._failed = self._failed or exc
+            raise
+
+    def _commit_locked(self, b: Branch, state: DbState, ops: list, author: Any, kind: str = "write",
+                       merge_parent: Commit | None = None) -> tuple[Commit, int | None, int]:
+        ts = self._next_ts()
+        seq = self._next_seq
+        self._next_seq += 1
+        author = tuple(author) if author is not None else None
+        log_seq = self._log_record(("c", b.name, seq, ts, author, kind,
+                                    merge_parent.seq if merge_parent is not None else None, ops))
+        parents = (b.tip,) + ((merge_parent,) if merge_parent is not None else ())
+        c = Commit(seq, ts, state, parents, author, kind)
+        b.add(c)
+        self._by_seq[seq] = c
+        self.stats.commits += 1
+        if log_seq is None:
+            b.visible = len(b.commits)
+        return c, log_seq, len(b.commits)
+
+    def _publish(self, b: Branch, log_seq: int | None, count: int) -> None:
+        """Wait for durability (outside the writer lock: group commit), then let readers see it."""
+        self._sync(log_seq)
+        with self._vis_lock:
+            if count > b.visible:
+                b.visible = count
+        if self._log is not None and self._log.size > self.checkpoint_bytes:
+            self.checkpoint()
+
+    # ---------------------------------------------------------------- reads
+    def snapshot(self, branch: str = MAIN, as_of: float | None = None) -> Snapshot:
+        self._check_open()
+        b = self._branch(branch)
+        if as_of is None:
+            return Snapshot(branch, b.head)
+        return Snapshot(branch, self._commit_at(b, to_micros(as_of)))
+
+    def _commit_at(self, b: Branch, ts: int) -> Commit:
+        if b.horizon is not None and ts < b.horizon:
+            raise HistoryExpired(f"history of branch {b.name!r} before {to_seconds(b.horizon):.6f} "
+                                 f"is no longer retained")
+        c = b.own_commit_at(ts)
+        if c is not None:
+            return c
+        if ts >= b.snapshot_ts or b.parent is None:
+            return b.base
+        return self._commit_at(self._branch(b.parent), ts)
+
+    # ---------------------------------------------------------------- writes
+    @contextmanager
+    def write(self, branch: str = MAIN, author: Any = None) -> Iterator[Transaction]:
+        """An autocommit write: holds the writer lock, so it never conflicts.
+
+        Commits when the block ends normally (and returns after the fsync),
+        rolls back if it raises."""
+        self._check_writable()
+        result: list = []
+        with self._wlock:
+            self._check_writable()
+            b = self._branch(branch)
+            if b.read_only:
+                raise ReadOnlyBranch(f"branch {branch!r} is read-only")
+            tx = Transaction(branch, b.tip.state, author, base=b.tip, resolve=self._resolve,
+                             commit_fn=lambda t: result.append(
+                                 self._commit_locked(b, t.state, t.ops, t.author)))
+            try:
+                yield tx
+            except BaseException:
+                tx.rollback()
+                raise
+            if not tx.done:
+                tx.commit()
+        if result:
+            c, log_seq, count = result[0]
+            self._publish(b, log_seq, count)
+
+    def begin(self, branch: str = MAIN, author: Any = None) -> Transaction:
+        """An optimistic (snapshot-isolated) transaction; commit fails with WriteConflict
+        if a concurrent commit changed a row or table it wrote."""
+        self._check_writable()
+        b = self._branch(branch)
+        if b.read_only:
+            raise ReadOnlyBranch(f"branch {branch!r} is read-only")
+        head = b.head
+        return Transaction(branch, head.state, author, base=head, resolve=self._resolve,
+                           commit_fn=self._commit_txn)
+
+    def _commit_txn(self, tx: Transaction) -> Commit:
+        with self._wlock:
+            self._check_writable()
+            b = self._branch(tx.branch)
+            if b.read_only:
+                raise ReadOnlyBranch(f"branch {b.name!r} is read-only")
+            tip = b.tip
+            state = tx.state
+            if tip is not tx.base:
+                state = self._rebase(tx, tip)
+            c, log_seq, count = self._commit_locked(b, state, tx.ops, tx.author)
+        self._publish(b, log_seq, count)
+        return c
+
+    def _rebase(self, tx: Transaction, tip: Commit) -> DbState:
+        """Replay ``tx`` onto ``tip`` unless a concurrent commit touched what it wrote."""
+        old, new = tx.base.state, tip.state
+        for name in tx.schema_touched:
+            if name.startswith("\0object:"):
+                key = name[len("\0object:"):]
+                if old.objects.get(key) is not new.objects.get(key):
+                    raise WriteConflict(f"catalogue object {key!r} changed concurrently; retry")
+            elif old.tables.get(name) is not new.tables.get(name):
+                raise WriteConflict(f"table {name!r} changed concurrently; retry the transaction")
+        for name, keys in tx.written.items():
+            ot, nt = old.tables.get(name), new.tables.get(name)
+            if ot is nt:
+                continue
+            if ot is None or nt is None or ot.schema != nt.schema:
+                raise WriteConflict(f"table {name!r} changed concurrently; retry the transaction")
+            for key, _, _ in ot.rows.diff(nt.rows):
+                if key in keys:
+                    raise WriteConflict(f"row {name}:{key} changed concurrently; retry the transaction")
+        state = new
+        for op in tx.ops:
+            state = apply_op(state, op, self._resolve)
+        for name, keys in tx.written.items():
+            t = state.tables.get(name)
+            if t is not None and any(ix.unique for ix in t.schema.indexes):
+                for key in keys:
+                    row = t.rows.get(key)
+                    if row is not None:
+                        t.check_unique(row, key)
+        return state
+
+    # ---------------------------------------------------------------- branches
+    def create_branch(self, name: str, parent: str = MAIN, snapshot_id: float | None = None, *,
+                      read_only: bool = False, isolated: bool = False) -> BranchInfo:
+        check_branch_name(name)
+        self._check_writable()
+        with self._wlock:
+            self._check_writable()
+            if name in self._branches:
+                raise BranchExists(f"branch {name!r} already exists")
+            p = self._branch(parent)
+            if snapshot_id is None:
+                base, snap_ts = p.head, None
+            else:
+                snap_ts = to_micros(snapshot_id)
+                base = self._commit_at(p, snap_ts)
+            created = self._next_ts()
+            snap_ts = created if snap_ts is None else min(snap_ts, created)
+            b = Branch(name, parent=parent, created_at=created, base=base, snapshot_ts=snap_ts,
+                       read_only=bool(read_only), isolated=bool(isolated))
+            log_seq = self._log_record(("b", name, b.id, parent, created, snap_ts, base.seq,
+                                        b.read_only, b.isolated))
+            self._branches[name] = b
+        self._sync(log_seq)
+        return self.branch_info(name)
+
+    def delete_branch(self, name: str) -> None:
+        self._check_writable()
+        with self._wlock:
+            self._check_writable()
+            self._branch(name)
+            if name == MAIN:
+                raise BranchInUse("the main branch cannot be deleted")
+            children = sorted(b.name for b in self._branches.values() if b.parent == name)
+            if children:
+                raise BranchInUse(f"branch {name!r} has child branches ({', '.join(children)}); "
+                                  f"delete them first")
+            log_seq = self._log_record(("x", name))
+            del self._branches[name]
+        self._sync(log_seq)
+
+    def list_branches(self) -> list[BranchInfo]:
+        self._check_open()
+        return [self.branch_info(n) for n in sorted(self._branches, key=lambda n: (n != MAIN, n))]
+
+    def get_branch(self, name: str) -> BranchInfo:
+        self._check_open()
+        return self.branch_info(name)
+
+    def branch_info(self, name: str) -> BranchInfo:
+        b = self._branch(name)
+        head = b.head
+        state = head.state
+        stats = BranchStats(total_keys=state.total_rows(), size_bytes=_estimate_bytes(state),
+                            last_modified=to_seconds(max(head.ts, b.created_at)))
+        return BranchInfo(id=b.id, name=b.name, parent=b.parent, created_at=to_seconds(b.created_at),
+                          snapshot_id=to_seconds(b.snapshot_ts), state="Active", read_only=b.read_only,
+                          isolated=b.isolated, stats=stats)
+
+    def branch_names(self) -> list[str]:
+        return list(self._branches)
+
+    # ---------------------------------------------------------------- merge
+    def merge(self, source: str, target: str = MAIN, strategy: str = "Auto", author: Any = None) -> MergeResult:
+        strategy = check_strategy(strategy)
+        self._check_writable()
+        with self._wlock:
+            self._check_writable()
+            s, t = self._branch(source), self._branch(target)
+            if s is t:
+                raise InvalidMerge(f"cannot merge branch {source!r} into itself")
+            if t.read_only:
+                raise InvalidMerge(f"cannot merge into read-only branch {target!r}")
+            s_tip, t_tip = s.tip, t.tip
+            base = merge_base(s_tip, t_tip)
+            if base is s_tip:
+                return MergeResult(to_seconds(t_tip.ts), 0, [], True,
+                                   f"Branch '{target}' already contains every change of '{source}'")
+            plan = plan_merge(base, s_tip, t_tip, strategy)
+            if strategy == "Manual" and plan.conflicts:
+                raise MergeConflict(
+                    f"merge of '{source}' into '{target}' has {len(plan.conflicts)} conflicts; "
+                    f"nothing was changed (resolve them, or merge with Ours, Theirs or Auto)",
+                    {"conflicts": [c.to_dict() for c in plan.conflicts]})
+            tx = Transaction(target, t_tip.state, author, base=t_tip, resolve=self._resolve)
+            for op in plan.ops:
+                tx.apply_op(op)
+            for name, keys in tx.written.items():
+                tbl = tx.state.tables.get(name)
+                if tbl is not None and any(ix.unique for ix in tbl.schema.indexes):
+                    for key in keys:
+                        row = tbl.rows.get(key)
+                        if row is not None:
+                            tbl.check_unique(row, key)
+            c, log_seq, count = self._commit_locked(t, tx.state, tx.ops, author, "merge", s_tip)
+        self._publish(t, log_seq, count)
+        n = len(plan.conflicts)
+        return MergeResult(to_seconds(c.ts), plan.merged_keys, plan.conflicts, True,
+                           f"Successfully merged {plan.merged_keys} keys from '{source}' into "
+                           f"'{target}' with {n} conflict{'s' if n != 1 else ''} resolved")
+
+    # ---------------------------------------------------------------- retention
+    def _prune(self) -> None:
+        """Drop commits older than the retention window (keeping the one in force at its edge)."""
+        if self.retention_us is None:
+            return
+        cutoff = to_micros(self._clock()) - self.retention_us
+        with self._wlock:
+            for b in self._branches.values():
+                i = min(b.own_commit_index_before(cutoff), b.visible - 1) if b.visible else -1
+                if i > 0:
+                    for c in b.commits[:i]:
+                        self._by_seq.pop(c.seq, None)
+                    del b.commits[:i]
+                    del b.stamps[:i]
+                    b.visible -= i
+                    b.commits[0].parents = ()
+                if b.created_at < cutoff:
+                    b.horizon = max(b.horizon or 0, cutoff)
+
+    # ---------------------------------------------------------------- checkpoint
+    def checkpoint(self) -> None:
+        """Persist every retained commit and branch; then the log restarts."""
+        if self.path is None:
+            return
+        self._check_writable()
+        with self._ckpt_lock:
+            t0 = time.monotonic()
+            self._prune()
+            with self._wlock:
+                self._check_writable()
+                assert self._log is not None
+                old_log = self._log
+                try:
+                    old_log.close()                    # every buffered record written and fsync'd
+                    self._log = LogWriter(self.path, old_log.number + 1, fsync=self._fsync)
+                except StorageFailed as exc:
+                    self._failed = exc
+                    raise
+                for b in self._branches.values():      # all of it is durable now
+                    b.visible = len(b.commits)
+                branches = [(b.name, b.id, b.parent, b.created_at, b.snapshot_ts, b.base, b.tip,
+                             b.read_only, b.isolated, b.horizon) for b in self._branches.values()]
+                wal_start, next_seq, last_ts = self._log.number, self._next_seq, self._last_ts
+            writer = NodeWriter(self.path / NODES_FILE, self._nodes_len, self._nodes_count, fsync=self._fsync)
+            try:
+                writer.add_commits([b[5] for b in branches] + [b[6] for b in branches])
+                before = writer.length
+                writer.flush()
+                manifest = {"nodes_file": NODES_FILE, "nodes_len": writer.length, "wal_start": wal_start,
+                            "next_seq": next_seq, "last_ts": last_ts,
+                            "branches": [(n, i, p, ca, st,
+                                          writer.pid_of(base),
+                                          -1 if tip is base else writer.pid_of(tip), ro, iso, hz)
+                                         for n, i, p, ca, st, base, tip, ro, iso, hz in branches]}
+                write_manifest(self.path, self._manifest_no + 1, manifest, fsync=self._fsync)
+            except OSError as exc:
+                self._failed = StorageFailed(f"checkpoint failed: {exc}")
+                raise self._failed from exc
+            self._manifest_no += 1
+            self._nodes_len, self._nodes_count = writer.length, writer.count
+            self._cleanup(wal_start)
+            self.stats.checkpoints += 1
+            self.stats.last_checkpoint_seconds = time.monotonic() - t0
+            self.stats.last_checkpoint_bytes = writer.length - before
+
+    def _cleanup(self, wal_start: int) -> None:
+        """Keep the newest two manifests and the log segments the older one needs."""
+        assert self.path is not None
+        manifests = list_manifests(self.path)
+        keep = manifests[-2:]
+        for n in manifests[:-2]:
+            manifest_path(self.path, n).unlink(missing_ok=True)
+        oldest_needed = wal_start
+        if len(keep) == 2:
+            try:
+                oldest_needed = read_manifest(self.path, keep[0])["wal_start"]
+            except CorruptDatabase:
+                oldest_needed = wal_start
+        for n in list_segments(self.path):
+            if n < oldest_needed:
+                segment_path(self.path, n).unlink(missing_ok=True)
+
+    # ---------------------------------------------------------------- closing
+    def close(self, checkpoint: bool = True) -> None:
+        """Checkpoint (when healthy and asked), close the log, release the lock. Safe twice.
+
+        ``checkpoint=False`` is the fast exit: the log already holds every
+        acknowledged write, so nothing is lost, only recovery replays more."""
+        if self._closed:
+            return
+        try:
+            if checkpoint and self.path is not None and self._failed is None:
+                self.checkpoint()
+        finally:
+            self._closed = True
+            if self._log is not None:
+                try:
+                    self._log.close()
+                except StorageFailed:
+                    pass
+            self._release_lock()
+
+    def _release_lock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    @property
+    def failed(self) -> BaseException | None:
+        return self._failed
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _estimate_bytes(state: DbState) -> int:
+    """Rows times the encoded size of a small sample: cheap and good to a few percent."""
+    total = 0
+    for t in state.tables.values():
+        n = len(t)
+        if not n:
+            continue
+        sample = []
+        for _, rows in t.rows.batches():
+            sample.extend(rows[:64])
+            break
+        total += n * max(1, len(codec.pack(sample)) // max(1, len(sample)))
+    return total

@@ -1,0 +1,235 @@
+"""Durability: restart, torn log tails, corrupt checkpoints, fsync failure, locking."""
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+from helios import errors
+from helios.storage import wal
+from helios.storage.store import Store
+from storage_helpers import FakeClock, rows_of, users_schema
+
+
+def _fill(db: Store, n: int, start: int = 1) -> None:
+    for i in range(start, start + n):
+        with db.write() as tx:
+            tx.insert("users", (i, f"u{i}", f"{i}@x"))
+
+
+def _new(path: Path, **kw) -> Store:
+    db = Store(path, **kw)
+    with db.write() as tx:
+        tx.create_table(users_schema(unique_email=True))
+    return db
+
+
+def test_reopen_replays_log_without_checkpoint(tmp_path):
+    db = _new(tmp_path / "db")
+    _fill(db, 20)
+    db.create_branch("dev")
+    with db.write("dev") as tx:
+        tx.delete("users", 1)
+    t_mid = db.snapshot().timestamp
+    _fill(db, 5, start=100)
+    db.close(checkpoint=False)
+    assert not list((tmp_path / "db").glob("checkpoint-*"))
+    db = Store(tmp_path / "db")
+    assert len(rows_of(db)) == 25 and 1 not in rows_of(db, branch="dev")
+    assert len(rows_of(db, as_of=t_mid)) == 20                       # history survives too
+    assert [r for _, rows in db.snapshot().index_scan("users", "users_email", ("7@x",), ("7@x",))
+            for r in rows] == [(7, "u7", "7@x")]
+    db.close()
+
+
+def test_checkpoint_then_more_writes_then_reopen(tmp_path):
+    clock = FakeClock()
+    db = _new(tmp_path / "db", clock=clock)
+    _fill(db, 50)
+    clock.advance(1)
+    t_after_50 = clock.t
+    db.checkpoint()
+    clock.advance(1)
+    _fill(db, 10, start=200)
+    db.create_branch("feature", snapshot_id=t_after_50)
+    db.close(checkpoint=False)
+    db = Store(tmp_path / "db", clock=clock)
+    assert len(rows_of(db)) == 60
+    assert len(rows_of(db, branch="feature")) == 50
+    assert len(rows_of(db, as_of=t_after_50)) == 50
+    db.close()                         # checkpoint on close
+    db = Store(tmp_path / "db", clock=clock)
+    assert len(rows_of(db)) == 60 and len(rows_of(db, as_of=t_after_50)) == 50
+    assert {b.name for b in db.list_branches()} == {"main", "feature"}
+    db.close()
+
+
+def test_checkpoint_is_incremental(tmp_path):
+    db = _new(tmp_path / "db")
+    with db.write() as tx:
+        tx.bulk_insert("users", [(i, f"u{i}", f"{i}@x") for i in range(20_000)])
+    db.checkpoint()
+    first = db.stats.last_checkpoint_bytes
+    _fill(db, 3, start=100_000)
+    db.checkpoint()
+    assert db.stats.last_checkpoint_bytes < first / 20
+    db.close()
+    db = Store(tmp_path / "db")
+    assert len(rows_of(db)) == 20_003
+    db.close()
+
+
+def test_second_process_is_locked_out(tmp_path):
+    db = _new(tmp_path / "db")
+    with pytest.raises(errors.DatabaseLocked):
+        Store(tmp_path / "db")
+    db.close()
+    Store(tmp_path / "db").close()
+
+
+def test_not_a_database_directory(tmp_path):
+    f = tmp_path / "file.db"
+    f.write_text("hello")
+    with pytest.raises(errors.CorruptDatabase):
+        Store(f)
+
+
+def test_unknown_format_version_is_refused(tmp_path):
+    db = _new(tmp_path / "db")
+    _fill(db, 3)
+    db.close()
+    m = sorted((tmp_path / "db").glob("checkpoint-*.manifest"))[-1]
+    data = bytearray(m.read_bytes())
+    data[8:10] = (99).to_bytes(2, "little")
+    m.write_bytes(bytes(data))
+    for other in sorted((tmp_path / "db").glob("checkpoint-*.manifest"))[:-1]:
+        other.unlink()
+    with pytest.raises(errors.UnsupportedFormat):
+        Store(tmp_path / "db")
+
+
+def test_torn_log_tail_recovers_a_prefix(tmp_path):
+    src = tmp_path / "src"
+    db = _new(src)
+    db.checkpoint()
+    _fill(db, 6)
+    db.close(checkpoint=False)
+    seg = wal.segment_path(src, wal.list_segments(src)[-1])
+    size = seg.stat().st_size
+    records = wal.read_segment(seg, repair=False)
+    last_two = sum(len(r) + 8 for r in records[-2:])
+    seen = set()
+    for cut in range(size - last_two, size):
+        trial = tmp_path / f"t{cut}"
+        shutil.copytree(src, trial)
+        with open(wal.segment_path(trial, wal.list_segments(trial)[-1]), "r+b") as f:
+            f.truncate(cut)
+        db = Store(trial)
+        got = sorted(rows_of(db))
+        assert got == list(range(1, len(got) + 1)) and len(got) in (4, 5)   # a prefix of the commits
+        seen.add(len(got))
+        _fill(db, 1, start=1000)                                         # and the log takes new writes
+        db.close(checkpoint=False)
+        db = Store(trial)
+        assert 1000 in rows_of(db)
+        db.close(checkpoint=False)
+        shutil.rmtree(trial)
+    assert seen == {4, 5}
+
+
+def test_corrupt_newest_checkpoint_falls_back_to_previous(tmp_path):
+    db = _new(tmp_path / "db")
+    _fill(db, 10)
+    db.checkpoint()
+    _fill(db, 10, start=11)
+    db.checkpoint()
+    _fill(db, 5, start=21)
+    db.close(checkpoint=False)
+    newest = sorted((tmp_path / "db").glob("checkpoint-*.manifest"))[-1]
+    data = bytearray(newest.read_bytes())
+    data[-3] ^= 0xFF
+    newest.write_bytes(bytes(data))
+    db = Store(tmp_path / "db")
+    assert sorted(rows_of(db)) == list(range(1, 26))      # older checkpoint + its log: nothing lost
+    db.close()
+
+
+def test_corrupt_node_file_is_a_clear_error(tmp_path):
+    db = _new(tmp_path / "db")
+    _fill(db, 10)
+    db.close()
+    nodes = tmp_path / "db" / "nodes.dat"
+    data = bytearray(nodes.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    nodes.write_bytes(bytes(data))
+    with pytest.raises(errors.CorruptDatabase):
+        Store(tmp_path / "db")
+
+
+def test_fsync_failure_refuses_writes_keeps_reads(tmp_path, monkeypatch):
+    db = _new(tmp_path / "db")
+    _fill(db, 5)
+    real = os.fsync
+
+    def broken(fd):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", broken)
+    with pytest.raises(errors.StorageFailed):
+        _fill(db, 1, start=6)
+    assert sorted(rows_of(db)) == [1, 2, 3, 4, 5]               # reads go on; 6 never became visible
+    with pytest.raises(errors.StorageFailed) as ei:
+        _fill(db, 1, start=7)
+    assert ei.value.status == 503
+    with pytest.raises(errors.StorageFailed):
+        db.create_branch("x")
+    monkeypatch.setattr(os, "fsync", real)
+    db.close()
+    db = Store(tmp_path / "db")
+    assert {1, 2, 3, 4, 5} <= set(rows_of(db))                  # nothing acknowledged is lost
+    db.close()
+
+
+def test_group_commit_shares_fsyncs(tmp_path):
+    calls = []
+    lock = threading.Lock()
+
+    def slow_fsync(fd):
+        with lock:
+            calls.append(fd)
+        import time
+        time.sleep(0.002)
+        os.fsync(fd)
+
+    db = _new(tmp_path / "db", fsync=slow_fsync)
+    calls.clear()
+
+    def worker(n):
+        for i in range(25):
+            with db.write() as tx:
+                tx.insert("users", (n * 1000 + i, "w", f"{n}-{i}"))
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(rows_of(db)) == 400
+    assert len(calls) < 300, f"{len(calls)} fsyncs for 400 commits: no group commit"
+    db.close(checkpoint=False)
+    db = Store(tmp_path / "db")
+    assert len(rows_of(db)) == 400
+    db.close()
+
+
+def test_memory_database_touches_no_disk(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    db = Store(":memory:")
+    with db.write() as tx:
+        tx.create_table(users_schema())
+    db.checkpoint()
+    db.close()
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,534 @@
+"""Write-ahead log and durable-file helpers: round trips, torn tails, corruption, failure, group commit, crashes."""
+from __future__ import annotations
+
+import errno
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from helios.errors import CorruptDatabase, DatabaseClosed, StorageFailed, UnsupportedFormat
+from helios.storage import fileio, wal
+from helios.storage.fileio import (HEADER_SIZE, atomic_write, encode_header, encode_record,
+                                   fsync_directory, read_header, scan_records, write_header)
+from helios.storage.wal import LogWriter, list_segments, read_segment, segment_path
+
+SOURCE_ROOT = Path(__file__).resolve().parents[2]
+
+
+def payloads_for(count: int, seed: int = 7) -> list[bytes]:
+    """Varied sizes and bytes, zeros included, so framing is not accidentally easy."""
+    rng = random.Random(seed)
+    return [rng.randbytes(rng.randint(1, 40)) for _ in range(count)]
+
+
+def write_segment(directory: Path, payloads: list[bytes], number: int = 1) -> Path:
+    with LogWriter(directory, number) as writer:
+        for payload in payloads:
+            writer.append(payload)
+    return segment_path(directory, number)
+
+
+def record_offsets(payloads: list[bytes]) -> list[int]:
+    """Start offset of each record, then the end of the last one."""
+    offsets = [HEADER_SIZE]
+    for payload in payloads:
+        offsets.append(offsets[-1] + len(encode_record(payload)))
+    return offsets
+
+
+class FsyncSpy:
+    """An fsync that really syncs, counts calls and can be told to fail."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.calls = 0
+        self.fail = False
+        self.delay = delay
+        self._lock = threading.Lock()
+
+    def __call__(self, fd: int) -> None:
+        with self._lock:
+            self.calls += 1
+        if self.fail:
+            raise OSError(errno.EIO, "injected fsync failure")
+        if self.delay:
+            time.sleep(self.delay)
+        os.fsync(fd)
+
+
+# -- round trips -------------------------------------------------------------------------------
+
+def test_append_sync_read_round_trip_and_sequence_numbers(tmp_path: Path) -> None:
+    first, second = payloads_for(5), payloads_for(3, seed=8)
+    spy = FsyncSpy()
+    writer = LogWriter(tmp_path, 1, fsync=spy)
+    creation_fsyncs = spy.calls
+    assert [writer.append(p) for p in first] == [1, 2, 3, 4, 5]
+    assert writer.size == HEADER_SIZE
+    writer.sync(5)
+    assert spy.calls == creation_fsyncs + 1  # five buffered records, one fsync
+    assert writer.stats.records == 5 and writer.stats.fsyncs == 1
+    assert writer.size == record_offsets(first)[-1] == segment_path(tmp_path, 1).stat().st_size
+    writer.sync(2)  # already durable: no new fsync
+    assert spy.calls == creation_fsyncs + 1
+    writer.close()
+    writer.close()
+    assert read_segment(segment_path(tmp_path, 1)) == first
+
+    with LogWriter(tmp_path, 1) as reopened:
+        assert reopened.size == record_offsets(first)[-1]
+        assert [reopened.append_and_sync(p) for p in second] == [1, 2, 3]
+    assert read_segment(segment_path(tmp_path, 1)) == first + second
+
+
+def test_close_flushes_buffered_records_and_refuses_appends(tmp_path: Path) -> None:
+    writer = LogWriter(tmp_path, 3)
+    seq = writer.append(b"buffered only")
+    writer.close()
+    writer.sync(seq)  # close made it durable
+    with pytest.raises(DatabaseClosed):
+        writer.append(b"late")
+    assert read_segment(segment_path(tmp_path, 3)) == [b"buffered only"]
+
+
+def test_sync_of_unknown_sequence_and_empty_payload_are_rejected(tmp_path: Path) -> None:
+    with LogWriter(tmp_path, 1) as writer:
+        with pytest.raises(ValueError):
+            writer.sync(1)
+        with pytest.raises(ValueError):
+            writer.append(b"")
+        writer.append(b"x")
+        with pytest.raises(ValueError):
+            writer.sync(2)
+
+
+def test_segment_names_and_listing(tmp_path: Path) -> None:
+    assert segment_path(tmp_path, 1).name == "wal-00000001.log"
+    for number in (10, 2):
+        LogWriter(tmp_path, number).close()
+    (tmp_path / "wal-x.log").write_bytes(b"")
+    (tmp_path / "notes.txt").write_bytes(b"")
+    assert list_segments(tmp_path) == [2, 10]
+
+
+def test_short_writes_are_completed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_write = os.write
+
+    def dribble(fd: int, data: bytes) -> int:
+        return real_write(fd, bytes(data)[:3])
+
+    payloads = payloads_for(6)
+    with LogWriter(tmp_path, 1) as writer:
+        for payload in payloads:
+            writer.append(payload)
+        monkeypatch.setattr(os, "write", dribble)
+        writer.sync(6)
+        monkeypatch.undo()
+    assert read_segment(segment_path(tmp_path, 1)) == payloads
+
+
+# -- torn tails ----------------------------------------------------------------------------------
+
+def test_torn_tail_at_every_byte_offset_is_dropped_and_repaired(tmp_path: Path) -> None:
+    payloads = payloads_for(8)
+    source = tmp_path / "source"
+    source.mkdir()
+    data = write_segment(source, payloads).read_bytes()
+    offsets = record_offsets(payloads)
+    assert offsets[-1] == len(data)
+    for cut in range(offsets[-4], len(data) + 1):
+        work = tmp_path / f"cut{cut}"
+        work.mkdir()
+        segment = segment_path(work, 1)
+        segment.write_bytes(data[:cut])
+        kept = sum(1 for end in offsets[1:] if end <= cut)
+        assert read_segment(segment) == payloads[:kept], cut
+        assert segment.stat().st_size == offsets[kept], cut
+        with LogWriter(work, 1) as writer:
+            writer.append(b"after repair 1")
+            writer.append_and_sync(b"after repair 2")
+        assert read_segment(segment) == payloads[:kept] + [b"after repair 1", b"after repair 2"], cut
+        shutil.rmtree(work)
+
+
+def test_repair_false_reads_without_touching_the_file(tmp_path: Path) -> None:
+    payloads = payloads_for(3)
+    segment = write_segment(tmp_path, payloads)
+    torn = segment.read_bytes()[:-1]
+    segment.write_bytes(torn)
+    assert read_segment(segment, repair=False) == payloads[:2]
+    assert segment.read_bytes() == torn
+
+
+@pytest.mark.parametrize("cut", range(HEADER_SIZE))
+def test_header_cut_at_creation_reads_empty_and_can_be_reused(tmp_path: Path, cut: int) -> None:
+    segment = segment_path(tmp_path, 1)
+    segment.write_bytes(encode_header(wal.MAGIC, wal.VERSION)[:cut])
+    assert read_segment(segment) == []
+    assert segment.stat().st_size == 0
+    with LogWriter(tmp_path, 1) as writer:
+        writer.append_and_sync(b"fresh")
+    assert read_segment(segment) == [b"fresh"]
+
+
+def test_zero_filled_tail_is_torn_not_corrupt(tmp_path: Path) -> None:
+    payloads = payloads_for(5)
+    segment = write_segment(tmp_path, payloads)
+    size = segment.stat().st_size
+    with open(segment, "ab") as f:
+        f.write(bytes(10_000))
+    assert read_segment(segment) == payloads
+    assert segment.stat().st_size == size
+
+
+def test_last_record_zeroed_in_place_is_torn(tmp_path: Path) -> None:
+    payloads = payloads_for(5)
+    segment = write_segment(tmp_path, payloads)
+    offsets = record_offsets(payloads)
+    data = bytearray(segment.read_bytes())
+    data[offsets[-2]:] = bytes(len(data) - offsets[-2] + 100)
+    segment.write_bytes(bytes(data))
+    assert read_segment(segment) == payloads[:-1]
+    assert segment.stat().st_size == offsets[-2]
+
+
+def test_all_zero_file_is_an_unwritten_segment(tmp_path: Path) -> None:
+    segment = segment_path(tmp_path, 1)
+    segment.write_bytes(bytes(4096))
+    assert read_segment(segment) == []
+    assert segment.stat().st_size == 0
+
+
+# -- corruption ----------------------------------------------------------------------------------
+
+def flipped(data: bytes, position: int) -> bytes:
+    out = bytearray(data)
+    out[position] ^= 0xFF
+    return bytes(out)
+
+
+def test_flipped_byte_in_a_middle_record_is_corruption_with_path_and_offset(tmp_path: Path) -> None:
+    payloads = payloads_for(6)
+    segment = write_segment(tmp_path, payloads)
+    data = segment.read_bytes()
+    offsets = record_offsets(payloads)
+    start, end = offsets[2], offsets[3]
+    for position in range(start, end):  # length, crc and payload bytes alike
+        segment.write_bytes(flipped(data, position))
+        with pytest.raises(CorruptDatabase) as caught:
+            read_segment(segment)
+        assert str(segment) in caught.value.message
+        assert f"byte offset {start}" in caught.value.message
+        assert caught.value.details == {"path": str(segment), "offset": start}
+        assert segment.read_bytes() == flipped(data, position), "corruption must not be 'repaired'"
+
+
+def test_flipped_byte_in_the_last_record_drops_it(tmp_path: Path) -> None:
+    payloads = payloads_for(6)
+    segment = write_segment(tmp_path, payloads)
+    data = segment.read_bytes()
+    offsets = record_offsets(payloads)
+    for position in range(offsets[-2], offsets[-1]):
+        segment.write_bytes(flipped(data, position))
+        assert read_segment(segment) == payloads[:-1], position
+        assert segment.stat().st_size == offsets[-2]
+
+
+def test_bad_record_followed_by_unaccounted_garbage_is_corruption(tmp_path: Path) -> None:
+    payloads = payloads_for(3)
+    segment = write_segment(tmp_path, payloads)
+    offsets = record_offsets(payloads)
+    data = flipped(segment.read_bytes(), offsets[-1] - 1)  # CRC of the last record fails
+    segment.write_bytes(data + b"\x01garbage")
+    with pytest.raises(CorruptDatabase, match=f"byte offset {offsets[-2]}"):
+        read_segment(segment)
+    segment.write_bytes(data + bytes(64))  # ...but zeros after it are just a torn tail
+    assert read_segment(segment) == payloads[:-1]
+
+
+def test_zero_gap_before_a_valid_record_is_corruption(tmp_path: Path) -> None:
+    payloads = payloads_for(4)
+    segment = write_segment(tmp_path, payloads)
+    offsets = record_offsets(payloads)
+    data = bytearray(segment.read_bytes())
+    data[offsets[1]:offsets[2]] = bytes(offsets[2] - offsets[1])  # record 2 lost, 3 and 4 intact
+    segment.write_bytes(bytes(data))
+    with pytest.raises(CorruptDatabase, match=f"byte offset {offsets[1]}"):
+        read_segment(segment)
+
+
+def test_bad_magic_and_unknown_version(tmp_path: Path) -> None:
+    segment = write_segment(tmp_path, payloads_for(2))
+    data = segment.read_bytes()
+    segment.write_bytes(b"NOTAWAL!" + data[8:])
+    with pytest.raises(CorruptDatabase, match="magic") as caught:
+        read_segment(segment)
+    assert str(segment) in caught.value.message
+    with pytest.raises(CorruptDatabase):
+        LogWriter(tmp_path, 1)
+
+    segment.write_bytes(encode_header(wal.MAGIC, 99) + data[HEADER_SIZE:])
+    with pytest.raises(UnsupportedFormat, match="99") as unsupported:
+        read_segment(segment)
+    assert str(segment) in unsupported.value.message
+    with pytest.raises(UnsupportedFormat):
+        LogWriter(tmp_path, 1)
+    assert segment.read_bytes() == encode_header(wal.MAGIC, 99) + data[HEADER_SIZE:]
+
+
+# -- failure ------------------------------------------------------------------------------------
+
+def test_fsync_failure_fails_the_log_and_keeps_acknowledged_records(tmp_path: Path) -> None:
+    spy = FsyncSpy()
+    acknowledged = payloads_for(3)
+    writer = LogWriter(tmp_path, 1, fsync=spy)
+    for payload in acknowledged:
+        writer.append_and_sync(payload)
+    spy.fail = True
+    with pytest.raises(StorageFailed) as caught:
+        writer.append_and_sync(b"never acknowledged")
+    assert isinstance(caught.value.__cause__, OSError)
+    assert isinstance(writer.failed, OSError)
+    spy.fail = False  # a later fsync "succeeding" must not revive the log
+    with pytest.raises(StorageFailed):
+        writer.append(b"later")
+    with pytest.raises(StorageFailed):
+        writer.sync(4)
+    writer.sync(3)  # acknowledged before the failure: still durable
+    writer.close()
+    assert read_segment(segment_path(tmp_path, 1)) == acknowledged
+
+
+def test_monkeypatched_os_fsync_reaches_the_writer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    writer = LogWriter(tmp_path, 1)
+    writer.append_and_sync(b"kept")
+
+    def broken(fd: int) -> None:
+        raise OSError(errno.EIO, "disk gone")
+
+    monkeypatch.setattr(os, "fsync", broken)
+    with pytest.raises(StorageFailed):
+        writer.append_and_sync(b"lost")
+    monkeypatch.undo()
+    with pytest.raises(StorageFailed):
+        writer.append(b"after")
+    writer.close()
+    assert read_segment(segment_path(tmp_path, 1)) == [b"kept"]
+
+
+def test_write_failure_fails_the_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    writer = LogWriter(tmp_path, 1)
+    writer.append_and_sync(b"kept")
+    real_write = os.write
+
+    def half_then_enospc(fd: int, data: bytes) -> int:
+        if len(data) > 4:
+            return real_write(fd, bytes(data)[:4])
+        raise OSError(errno.ENOSPC, "no space left")
+
+    monkeypatch.setattr(os, "write", half_then_enospc)
+    with pytest.raises(StorageFailed):
+        writer.append_and_sync(b"a record that does not fit")
+    monkeypatch.undo()
+    assert writer.failed is not None
+    with pytest.raises(StorageFailed):
+        writer.append_and_sync(b"after")
+    writer.close()
+    assert read_segment(segment_path(tmp_path, 1)) == [b"kept"]
+
+
+def test_waiters_of_a_failed_flush_all_raise(tmp_path: Path) -> None:
+    spy = FsyncSpy(delay=0.05)
+    writer = LogWriter(tmp_path, 1, fsync=spy)
+    spy.fail = True
+    outcomes: list[BaseException | int] = []
+    lock = threading.Lock()
+
+    def commit(i: int) -> None:
+        try:
+            result: BaseException | int = writer.append_and_sync(b"w%d" % i)
+        except StorageFailed as exc:
+            result = exc
+        with lock:
+            outcomes.append(result)
+
+    threads = [threading.Thread(target=commit, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert len(outcomes) == 8
+    assert all(isinstance(outcome, StorageFailed) for outcome in outcomes)
+    writer.close()
+    assert read_segment(segment_path(tmp_path, 1)) == []
+
+
+# -- group commit ----------------------------------------------------------------------------------
+
+def test_group_commit_shares_fsyncs_and_keeps_every_record(tmp_path: Path) -> None:
+    threads_n, per_thread = 16, 50
+    spy = FsyncSpy(delay=0.002)
+    writer = LogWriter(tmp_path, 1, fsync=spy)
+    creation_fsyncs = spy.calls
+    acks: dict[int, list[int]] = {}
+    start = threading.Barrier(threads_n)
+
+    def committer(tid: int) -> None:
+        start.wait()
+        acks[tid] = [writer.append_and_sync(f"{tid}:{i}".encode()) for i in range(per_thread)]
+
+    threads = [threading.Thread(target=committer, args=(t,)) for t in range(threads_n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    flush_fsyncs = spy.calls - creation_fsyncs
+    assert writer.stats.fsyncs == flush_fsyncs and writer.stats.records == threads_n * per_thread
+    writer.close()
+
+    records = read_segment(segment_path(tmp_path, 1))
+    assert len(records) == threads_n * per_thread
+    assert flush_fsyncs < 400, flush_fsyncs
+    for tid, seqs in acks.items():
+        assert seqs == sorted(seqs)
+        assert [records[seq - 1] for seq in seqs] == [f"{tid}:{i}".encode() for i in range(per_thread)]
+    assert sorted(records) == sorted(f"{t}:{i}".encode() for t in range(threads_n) for i in range(per_thread))
+
+
+# -- fileio -------------------------------------------------------------------------------------------
+
+def test_atomic_write_replaces_content(tmp_path: Path) -> None:
+    target = tmp_path / "checkpoint.bin"
+    atomic_write(target, b"old")
+    spy = FsyncSpy()
+    atomic_write(target, b"new contents", fsync=spy)
+    assert target.read_bytes() == b"new contents"
+    assert spy.calls == 2  # the file, then the directory
+    assert os.listdir(tmp_path) == ["checkpoint.bin"]
+
+
+def test_atomic_write_failure_keeps_old_file_and_no_temp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "checkpoint.bin"
+    atomic_write(target, b"old")
+    spy = FsyncSpy()
+    spy.fail = True
+    with pytest.raises(OSError):
+        atomic_write(target, b"new", fsync=spy)
+    assert target.read_bytes() == b"old"
+    assert os.listdir(tmp_path) == ["checkpoint.bin"]
+
+    def broken(fd: int) -> None:
+        raise OSError(errno.EIO, "disk gone")
+
+    monkeypatch.setattr(os, "fsync", broken)
+    with pytest.raises(OSError):
+        atomic_write(target, b"new")
+    assert target.read_bytes() == b"old"
+    assert os.listdir(tmp_path) == ["checkpoint.bin"]
+
+
+def test_fsync_directory_uses_the_given_fsync(tmp_path: Path) -> None:
+    spy = FsyncSpy()
+    fsync_directory(tmp_path, fsync=spy)
+    assert spy.calls == 1
+    with pytest.raises(NotADirectoryError):
+        fsync_directory(Path(__file__))
+
+
+def test_header_round_trip_through_file_and_fd(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    with open(path, "wb") as f:
+        write_header(f, b"CHECKPNT", 3)
+    with open(path, "rb") as f:
+        assert read_header(f, b"CHECKPNT", {2, 3}, path=path) == 3
+    fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
+    write_header(fd, b"CHECKPNT", 2)
+    os.close(fd)
+    assert read_header(path.read_bytes(), b"CHECKPNT", {2, 3}, path=path) == 2
+    with pytest.raises(CorruptDatabase, match="cut short"):
+        read_header(b"CHECK", b"CHECKPNT", {2}, path=path)
+    with pytest.raises(CorruptDatabase, match="reserved"):
+        read_header(b"CHECKPNT\x02\x00\x01\x00", b"CHECKPNT", {2}, path=path)
+    with pytest.raises(ValueError):
+        encode_header(b"SHORT", 1)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.binary(min_size=1, max_size=64), max_size=12), st.data())
+def test_scan_records_returns_exactly_the_complete_records(payloads: list[bytes], data: st.DataObject) -> None:
+    encoded = b"".join(encode_record(p) for p in payloads)
+    cut = data.draw(st.integers(0, len(encoded)))
+    got, end, torn = scan_records(encoded[:cut], 0, path="mem")
+    boundaries = [0]
+    for payload in payloads:
+        boundaries.append(boundaries[-1] + 8 + len(payload))
+    kept = sum(1 for b in boundaries[1:] if b <= cut)
+    assert got == payloads[:kept]
+    assert end == boundaries[kept]
+    assert torn == (cut != boundaries[kept])
+
+
+def test_scan_records_rejects_oversized_length_before_valid_data() -> None:
+    good = encode_record(b"second")
+    garbage_header = (fileio.MAX_RECORD + 1).to_bytes(4, "little") + bytes(4) + b"payload"
+    with pytest.raises(CorruptDatabase, match="byte offset 0"):
+        scan_records(garbage_header + good, 0, path="mem")
+    assert scan_records(encode_record(b"first") + garbage_header, 0, path="mem") == ([b"first"], 13, True)
+
+
+# -- crash with a real process --------------------------------------------------------------------------
+
+CHILD = r"""
+import sys, threading
+from helios.storage.wal import LogWriter
+
+writer = LogWriter(sys.argv[1], 1)
+out = threading.Lock()
+
+def work(tid):
+    i = 0
+    while True:
+        payload = (f"t{tid}-{i}." * (1 + i % 7)).encode()
+        seq = writer.append_and_sync(payload)
+        with out:
+            sys.stdout.write(f"{seq} {payload.decode()}\n")
+            sys.stdout.flush()
+        i += 1
+
+threads = [threading.Thread(target=work, args=(t,), daemon=True) for t in range(3)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+"""
+
+
+@pytest.mark.parametrize("trial", range(int(os.environ.get("HELIOS_CRASH_TRIALS", "5"))))
+def test_kill_9_never_loses_an_acknowledged_record(tmp_path: Path, trial: int) -> None:
+    env = {**os.environ, "PYTHONPATH": str(SOURCE_ROOT)}
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path)], cwd=tmp_path, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        first = child.stdout.readline()
+        assert first, child.stderr.read().decode()
+        time.sleep(random.uniform(0.01, 0.25))
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        rest, _ = child.communicate(timeout=30)
+    assert child.returncode == -signal.SIGKILL
+    acknowledged = [line.split(" ", 1) for line in (first + rest).decode().split("\n")[:-1]]
+    assert acknowledged
+
+    records = read_segment(segment_path(tmp_path, 1))
+    for seq, payload in acknowledged:
+        assert records[int(seq) - 1] == payload.encode(), f"trial {trial}: record {seq} lost or damaged"
+    assert all(record.startswith(b"t") and record.endswith(b".") for record in records)
