@@ -617,9 +617,41 @@ class PTree(Generic[K, V]):
 
     def discard(self, key: K) -> PTree[K, V]:
         """Delete ``key`` if present; returns ``self`` if absent."""
-        if self.root is None:
+        node = self.root
+        if node is None:
             return self
-        return self._write([key], [_DELETE])
+        path: list[tuple[Inner, int]] = []
+        while type(node) is Inner:
+            i = bisect_right(node.keys, key)
+            path.append((node, i))
+            node = node.children[i]
+        keys = node.keys
+        i = bisect_left(keys, key)
+        if i == len(keys) or not keys[i] == key:
+            return self
+        if path and len(keys) <= self._layout.leaf_min:
+            return self._write([key], [_DELETE])  # the leaf underflows: merge or borrow
+        cls = type(self)
+        if len(keys) == 1:
+            return cls()
+        nk = keys.copy()
+        del nk[i]
+        nv = node.values.copy()
+        del nv[i]
+        new: Node = Leaf(nk, nv)
+        fix_separator = i == 0  # the leaf's smallest key changed
+        for inner, ci in reversed(path):
+            ch = inner.children.copy()
+            ch[ci] = new
+            cnt = inner.counts.copy()
+            cnt[ci] -= 1
+            seps = inner.keys
+            if fix_separator and ci > 0:
+                seps = seps.copy()
+                seps[ci - 1] = nk[0]
+                fix_separator = False
+            new = Inner(seps, ch, cnt)
+        return cls(new, self._size - 1)
 
     def update(self, puts: Iterable[tuple[K, V]] = (), deletes: Iterable[K] = ()) -> PTree[K, V]:
         """Apply many writes with one path copy per touched leaf (later puts of a key win).

@@ -57,6 +57,15 @@ class Transaction(StateView):
         self.done = True
         self.ops.clear()
 
+    def savepoint(self) -> tuple:
+        """A mark to return to if the next statement fails (statement-level atomicity)."""
+        return self.state, len(self.ops)
+
+    def rollback_to(self, mark: tuple) -> None:
+        # ``written`` may keep keys of the undone statement: conflict checks stay conservative.
+        self.state, n = mark
+        del self.ops[n:]
+
     def _check_open(self) -> None:
         if self.done:
             raise TransactionError("transaction already committed or rolled back")

@@ -667,6 +667,13 @@ class RunOptions:
     on_result: Callable[[RecordResult], None] | None = None
 
 
+# Records that SQLite itself cannot pass, each with the reason; they count as skipped.
+CORPUS_ERRATA: dict[tuple[str, int], str] = {
+    ("slt_lang_aggfunc.test", 480): "erratum: SQLite raises 'integer overflow' for this sum(), "
+                                    "but the record (marked TBD in the file) expects an empty result",
+}
+
+
 def target_percent(path: str | Path) -> int:
     """Pass rate a file must reach: the hand-written files all of it, the generated 95%."""
     path = Path(path)
@@ -794,6 +801,8 @@ class Runner:
                 labels[record.label] = (_expected_md5(record), record.line)
             if skip is None and options.skip_triggers and is_trigger_sql(record.sql):
                 skip = "trigger"
+            if skip is None:
+                skip = CORPUS_ERRATA.get((Path(name).name, record.line))
             if skip is not None:
                 yield RecordResult(name, record.line, kind, record.sql, "skip", skip)
                 continue

@@ -23,8 +23,10 @@ class TinyTree(PTree):
 
 
 class SmallTree(PTree):
-    leaf_max = 7
-    inner_max = 5
+    """Minimums above 1 (2 items per leaf, 2 children): exercises borrow vs merge."""
+
+    leaf_max = 9
+    inner_max = 8
 
 
 def model_diff(a: dict, b: dict) -> list[tuple[Any, Any, Any]]:
@@ -130,6 +132,8 @@ class BTreeMachine(RuleBasedStateMachine):
         self.model.update(puts)
         if not puts and not deletes:
             assert new is self.tree
+        for k, v in dict(puts).items():  # the last put of a key wins, by identity
+            assert new.get(k) is v
         self.commit(new)
 
     @rule(k=KEYS, v=VALUES)
@@ -388,13 +392,18 @@ def test_value_change_shares_keys_and_untouched_nodes() -> None:
     assert any(leaf.keys is n.keys for n in t.nodes() if isinstance(n, Leaf))
 
 
-def test_ascending_appends_keep_leaves_mostly_full() -> None:
-    t = PTree.EMPTY
-    for k in range(20_000):
+@pytest.mark.parametrize(("cls", "n", "check_every"), [(PTree, 20_000, 1000), (SmallTree, 3000, 5)])
+def test_ascending_appends_keep_leaves_mostly_full(cls: type[PTree], n: int, check_every: int) -> None:
+    """Right-edge splits leave the old leaf ~3/4 full and the new one at the minimum."""
+    t = cls()
+    for k in range(n):
         t = t.set(k, k)
+        if k % check_every == 0:
+            t.validate()
     t.validate()
-    leaves = [n for n in t.nodes() if isinstance(n, Leaf)]
-    assert sum(len(x.keys) for x in leaves) / len(leaves) >= 0.7 * LEAF_MAX
+    leaves = [x for x in t.nodes() if isinstance(x, Leaf)]
+    assert sum(len(x.keys) for x in leaves[:-1]) / (len(leaves) - 1) >= 0.7 * cls.leaf_max
+    assert list(t.keys()) == list(range(n))
 
 
 def test_random_deletes_keep_depth_bounded() -> None:

@@ -1,0 +1,219 @@
+"""``EmbeddedDatabase``: the one facade the server and embedding programs share.
+
+It joins the storage layer (branches, history, durability) and the SQL engine.
+Each ``execute`` outside a transaction is atomic on its own (autocommit): a
+write statement runs under the store's writer lock and returns once its
+commit is fsync'd. ``transaction()`` (or ``BEGIN``/``COMMIT`` through
+``execute``, bound to the calling thread) groups statements into one atomic,
+snapshot-isolated commit.
+"""
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator
+
+from .errors import InvalidParameter, ReadOnlyBranch, SemanticError, TransactionError
+from .sql import ast
+from .sql.engine import Engine, Result, bind_params, is_read_only, statement_type
+from .storage.branches import BranchInfo
+from .storage.merge import MergeResult
+from .storage.store import MAIN, Store
+
+__all__ = ["EmbeddedDatabase", "Result", "Transaction"]
+
+
+class Transaction:
+    """A group of statements committed atomically on one branch."""
+
+    def __init__(self, db: "EmbeddedDatabase", branch: str, author: Any = None) -> None:
+        self.db, self.branch = db, branch
+        self._tx = db.store.begin(branch, author)
+
+    def execute(self, sql: str, params: Any = None, *, timeout_ms: int | None = None) -> Result:
+        result = Result()
+        for key, stmt, n in self.db._statements(sql):
+            bound = self.db._params(params, n)
+            if isinstance(stmt, (ast.Begin, ast.Commit, ast.Rollback)):
+                raise TransactionError("use commit() / rollback() (or leave the with-block) "
+                                       "to end this transaction")
+            result = self._run(key, stmt, bound, timeout_ms)
+        return result
+
+    def _run(self, key: Any, stmt: ast.Statement, params: tuple, timeout_ms: int | None) -> Result:
+        engine = self.db._engine
+        if is_read_only(stmt):
+            return engine.query(key, stmt, params, self._tx, timeout_ms=timeout_ms,
+                                snapshot_at=self.db._snapshot_at(self.branch))
+        mark = self._tx.savepoint()
+        try:
+            return engine.write(key, stmt, params, self._tx, timeout_ms=timeout_ms)
+        except BaseException:
+            self._tx.rollback_to(mark)            # a failed statement leaves no trace
+            raise
+
+    def commit(self) -> None:
+        self._tx.commit()
+
+    def rollback(self) -> None:
+        if not self._tx.done:
+            self._tx.rollback()
+
+    @property
+    def active(self) -> bool:
+        return not self._tx.done
+
+    def __enter__(self) -> "Transaction":
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if self._tx.done:
+            return
+        if exc_type is None:
+            self.commit()
+        else:
+            self.rollback()
+
+
+class EmbeddedDatabase:
+    """An embedded HeliosDB database: ``EmbeddedDatabase("./data/mydb.db")`` or ``(":memory:")``."""
+
+    def __init__(self, path: str = ":memory:", *, retention: float | None = None, **store_options: Any) -> None:
+        self.path = path
+        self.store = Store(path, retention=retention, **store_options)
+        self._engine = Engine()
+        self._session = threading.local()
+
+    # ------------------------------------------------------------------ SQL
+    def execute(self, sql: str, params: Any = None, *, branch: str = MAIN, as_of: float | None = None,
+                timeout_ms: int | None = None, author: Any = None) -> Result:
+        """Run one or more statements; returns the last one's result."""
+        result = Result()
+        for key, stmt, n in self._statements(sql):
+            result = self._run(key, stmt, self._params(params, n), branch, as_of, timeout_ms, author)
+        return result
+
+    def query(self, sql: str, params: Any = None, *, branch: str = MAIN, as_of: float | None = None,
+              timeout_ms: int | None = None) -> Result:
+        """Like ``execute`` but refuses anything that is not a read-only query."""
+        stmts = self._statements(sql)
+        for _, stmt, _ in stmts:
+            if not is_read_only(stmt):
+                raise InvalidParameter(f"only read-only statements (SELECT) are allowed here, "
+                                       f"not {statement_type(stmt)}")
+        return self.execute(sql, params, branch=branch, as_of=as_of, timeout_ms=timeout_ms)
+
+    def executemany(self, sql: str, seq_of_params: Iterable[Any], *, branch: str = MAIN,
+                    author: Any = None) -> Result:
+        """Run one statement once per parameter set, all in one atomic commit."""
+        stmts = self._statements(sql)
+        if len(stmts) != 1:
+            raise InvalidParameter("executemany takes exactly one statement")
+        key, stmt, n = stmts[0]
+        if is_read_only(stmt):
+            raise InvalidParameter("executemany is for INSERT, UPDATE and DELETE")
+        param_sets = [self._params(p, n) for p in seq_of_params]
+        tx = self._active(branch)
+        if isinstance(stmt, ast.Insert):
+            if tx is not None:
+                return Result(statement_type="INSERT",
+                              affected_rows=self._engine.insert_many(key, stmt, param_sets, tx._tx))
+            with self.store.write(branch, author) as wtx:
+                count = self._engine.insert_many(key, stmt, param_sets, wtx)
+            return Result(statement_type="INSERT", affected_rows=count)
+        total = 0
+        with self.transaction(branch=branch, author=author) as t:
+            for p in param_sets:
+                total += t._run(key, stmt, p, None).affected_rows
+        return Result(statement_type=statement_type(stmt), affected_rows=total)
+
+    def _statements(self, sql: str) -> list[tuple[Any, ast.Statement, int]]:
+        return [((sql, i), stmt, n) for i, (stmt, n) in enumerate(self._engine.parse(sql))]
+
+    @staticmethod
+    def _params(params: Any, needed: int) -> tuple:
+        bound = bind_params(params)
+        if len(bound) < needed:
+            raise InvalidParameter(f"the statement uses ${needed} but {len(bound)} parameters were given")
+        return bound
+
+    def _snapshot_at(self, branch: str):
+        return lambda ts: self.store.snapshot(branch, ts)
+
+    def _active(self, branch: str) -> Transaction | None:
+        tx: Transaction | None = getattr(self._session, "tx", None)
+        if tx is not None and not tx.active:
+            tx = self._session.tx = None
+        if tx is not None and tx.branch != branch:
+            raise TransactionError(f"a transaction is open on branch {tx.branch!r}; "
+                                   f"COMMIT or ROLLBACK it before using branch {branch!r}")
+        return tx
+
+    def _run(self, key: Any, stmt: ast.Statement, params: tuple, branch: str, as_of: float | None,
+             timeout_ms: int | None, author: Any) -> Result:
+        tx = self._active(branch)
+        if isinstance(stmt, ast.Begin):
+            if tx is not None:
+                raise TransactionError("cannot start a transaction within a transaction")
+            self._session.tx = Transaction(self, branch, author)
+            return Result(statement_type="BEGIN")
+        if isinstance(stmt, (ast.Commit, ast.Rollback)):
+            if tx is None:
+                raise TransactionError(f"cannot {statement_type(stmt)} - no transaction is active")
+            self._session.tx = None
+            tx.commit() if isinstance(stmt, ast.Commit) else tx.rollback()
+            return Result(statement_type=statement_type(stmt))
+        if tx is not None:
+            if as_of is not None:
+                raise SemanticError("as_of cannot be used inside a transaction")
+            return tx._run(key, stmt, params, timeout_ms)
+        if is_read_only(stmt):
+            view = self.store.snapshot(branch, as_of)
+            return self._engine.query(key, stmt, params, view, timeout_ms=timeout_ms,
+                                      snapshot_at=self._snapshot_at(branch))
+        if as_of is not None:
+            raise ReadOnlyBranch("the past is read-only: as_of applies to queries only")
+        with self.store.write(branch, author) as wtx:
+            return self._engine.write(key, stmt, params, wtx, timeout_ms=timeout_ms)
+
+    @contextmanager
+    def transaction(self, branch: str = MAIN, author: Any = None) -> Iterator[Transaction]:
+        """``with db.transaction(branch="dev") as tx: tx.execute(...)``: all or nothing."""
+        t = Transaction(self, branch, author)
+        try:
+            yield t
+        except BaseException:
+            t.rollback()
+            raise
+        if t.active:
+            t.commit()
+
+    # ------------------------------------------------------------------ branches
+    def create_branch(self, name: str, parent: str = MAIN, snapshot_id: float | None = None,
+                      read_only: bool = False, isolated: bool = False) -> BranchInfo:
+        return self.store.create_branch(name, parent, snapshot_id, read_only=read_only, isolated=isolated)
+
+    def list_branches(self) -> list[BranchInfo]:
+        return self.store.list_branches()
+
+    def get_branch(self, name: str) -> BranchInfo:
+        return self.store.get_branch(name)
+
+    def delete_branch(self, name: str) -> None:
+        self.store.delete_branch(name)
+
+    def merge(self, source: str, target: str = MAIN, strategy: str = "Auto", author: Any = None) -> MergeResult:
+        return self.store.merge(source, target, strategy, author)
+
+    # ------------------------------------------------------------------ lifecycle
+    def checkpoint(self) -> None:
+        self.store.checkpoint()
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> "EmbeddedDatabase":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

@@ -1,0 +1,96 @@
+"""The SQL layer's view of a storage snapshot: tables and views by SQL name.
+
+SQL names are case-insensitive; storage keeps the spelling a table was created
+with. Views live in the snapshot's catalogue objects as their canonical SQL
+text (so they branch, merge and time-travel like tables) and are parsed once
+per text. Every lookup is recorded in ``deps`` so a cached plan can tell
+whether the schemas it was planned against are still the ones in force.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from ..errors import UnknownTable
+from ..storage.schema import TableSchema
+from . import ast
+from .parser import parse_one
+
+VIEW_PREFIX = "view:"
+_NUMERIC = frozenset({"int4", "int8", "float4", "float8", "bool", "timestamp"})
+
+
+def family(type_name: str | None) -> str | None:
+    """'num' or 'text' for typed columns (what key lookups normalise to), else None."""
+    if type_name in _NUMERIC:
+        return "num"
+    if type_name == "text":
+        return "text"
+    return None
+
+
+@lru_cache(maxsize=256)
+def _parse_view(sql: str) -> ast.Query:
+    q = parse_one(sql)
+    assert isinstance(q, ast.Query)
+    return q
+
+
+class Catalog:
+    def __init__(self, view: Any) -> None:
+        self._view = view                    # a storage StateView
+        self.deps: dict[tuple[str, str], Any] = {}
+        self._names: dict[str, str] | None = None
+
+    def _table_name(self, name: str) -> str | None:
+        if self._names is None:
+            self._names = {n.lower(): n for n in self._view.table_names()}
+        return self._names.get(name.lower())
+
+    def has_table(self, name: str) -> bool:
+        real = self._table_name(name)
+        self.deps[("table", name.lower())] = None if real is None else self._view.schema(real)
+        return real is not None
+
+    def schema(self, name: str) -> TableSchema:
+        real = self._table_name(name)
+        if real is None:
+            self.deps[("table", name.lower())] = None
+            raise UnknownTable(f"no such table: {name}")
+        schema = self._view.schema(real)
+        self.deps[("table", name.lower())] = schema
+        return schema
+
+    def table_name(self, name: str) -> str:
+        return self.schema(name).name
+
+    def view(self, name: str) -> tuple[ast.Query, tuple[str, ...]] | None:
+        obj = self._view.get_object(VIEW_PREFIX + name.lower())
+        self.deps[("view", name.lower())] = obj
+        if obj is None:
+            return None
+        sql, columns = obj
+        return _parse_view(sql), tuple(columns)
+
+    def index_owner(self, index: str) -> str | None:
+        """The table holding index ``index`` (index names are database-wide, as in SQLite)."""
+        for t in self._view.table_names():
+            if self._view.schema(t).index(index) is not None:
+                return t
+        return None
+
+
+def deps_valid(deps: dict[tuple[str, str], Any], view: Any) -> bool:
+    """Are the schemas and views a plan was made against still those of ``view``?"""
+    names: dict[str, str] | None = None
+    for (kind, name), token in deps.items():
+        if kind == "table":
+            if names is None:
+                names = {n.lower(): n for n in view.table_names()}
+            real = names.get(name)
+            current = None if real is None else view.schema(real)
+            if current is not token:
+                return False
+        elif view.get_object(VIEW_PREFIX + name) != token:
+            return False
+    return True

@@ -1,0 +1,206 @@
+"""INSERT / UPDATE / DELETE against a storage transaction.
+
+Every value stored goes through ``coerce_for_column`` (lossless conversions
+only, else TypeMismatch) and the NOT NULL check; the storage layer enforces
+keys and unique indexes. A statement is all or nothing: the engine runs it in
+a transaction that is discarded on any error. UPDATE and DELETE first collect
+the rows to change and then change them, so a row is never visited twice.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ..errors import ConstraintViolation, NotNullViolation, SemanticError
+from ..storage.schema import TableSchema
+from . import ast
+from .catalog import Catalog, family
+from .compile import Compiler
+from .ddl import EXPRESSION_DEFAULT
+from .parser import parse_expression
+from .planner import Planner, key_values, split_and
+from .scope import ColumnInfo, Scope
+from .values import coerce_for_column
+
+
+def _defaults(schema: TableSchema, compiler: Compiler) -> list[Callable[[], Any]]:
+    out = []
+    for c in schema.columns:
+        if len(c.extra) >= 3 and c.extra[1] == EXPRESSION_DEFAULT:
+            f = compiler.compile(parse_expression(c.extra[2]), Scope([]))
+            out.append(lambda f=f: f(()))
+        else:
+            out.append(lambda v=c.default: v)
+    return out
+
+
+def _finish_row(schema: TableSchema, row: list, auto_key: Callable[[], int] | None) -> tuple:
+    """Coerce each value to its column's type and check NOT NULL."""
+    out = []
+    for c, v in zip(schema.columns, row):
+        v = coerce_for_column(v, c.type, column=c.name) if c.type not in ("", "any") else v
+        out.append(v)
+    if auto_key is not None and out[schema.primary_key[0]] is None:
+        out[schema.primary_key[0]] = auto_key()
+    for c, v in zip(schema.columns, out):
+        if v is None and not c.nullable:
+            raise NotNullViolation(f"NOT NULL constraint failed: {schema.name}.{c.name}")
+    return tuple(out)
+
+
+def _auto_key(tx: Any, schema: TableSchema) -> Callable[[], int] | None:
+    """INTEGER PRIMARY KEY given NULL takes max(key) + 1, as SQLite's rowid alias does."""
+    pk = schema.primary_key
+    if len(pk) != 1 or schema.columns[pk[0]].type not in ("int4", "int8"):
+        return None
+    state = {"next": None}
+
+    def next_key() -> int:
+        if state["next"] is None:
+            last = tx.table(schema.name).rows.last()
+            state["next"] = (last[0] + 1) if last is not None and isinstance(last[0], int) else 1
+        k = state["next"]
+        state["next"] = k + 1
+        return k
+    return next_key
+
+
+class InsertPlan:
+    """An INSERT bound to its table once: run it again with new parameters (executemany)."""
+
+    def __init__(self, tx: Any, stmt: ast.Insert, planner: Planner) -> None:
+        catalog = Catalog(tx)
+        self.schema = schema = catalog.schema(stmt.table)
+        self.deps = catalog.deps
+        self.stmt, self.planner = stmt, planner
+        names = [c.name.lower() for c in schema.columns]
+        if stmt.columns:
+            targets = []
+            for c in stmt.columns:
+                if c.lower() not in names:
+                    raise SemanticError(f"table {schema.name} has no column named {c}")
+                targets.append(names.index(c.lower()))
+            if len(set(targets)) != len(targets):
+                raise SemanticError("a column is named more than once in the INSERT column list")
+        else:
+            targets = list(range(len(names)))
+        self.defaults = _defaults(schema, planner.compiler)
+        self.values: list[list] | None = None
+        self.query = None
+        if stmt.source is None:
+            targets = []
+            self.values = [[]]
+        elif isinstance(stmt.source, ast.Values):
+            scope = Scope([])
+            self.values = [[planner.compiler.compile(e, scope) for e in row] for row in stmt.source.rows]
+        else:
+            self.query = planner.plan_query(stmt.source)
+        self.targets = targets
+        self.full = len(targets) == len(names)
+        width = len(self.values[0]) if self.values else len(self.query.columns)
+        if width != len(targets):
+            raise SemanticError(
+                f"table {schema.name} has {len(names)} columns but {width} values were supplied"
+                if not stmt.columns else f"{width} values for {len(targets)} columns")
+
+    def auto_key(self, tx: Any) -> Callable[[], int] | None:
+        return _auto_key(tx, self.schema)
+
+    def rows(self, tx: Any, auto: Callable[[], int] | None = None) -> list[tuple]:
+        """The finished rows for the current parameters (``planner.rt.params``);
+        ``auto`` numbers NULL integer keys (share one across an executemany batch)."""
+        if self.values is not None:
+            source = [tuple(f(()) for f in row) for row in self.values]
+        else:
+            source = self.query.run()
+        if auto is None:
+            auto = _auto_key(tx, self.schema)
+        out = []
+        n = len(self.schema.columns)
+        for src in source:
+            row = [None] * n if self.full else [d() for d in self.defaults]
+            for pos, v in zip(self.targets, src):
+                row[pos] = v
+            out.append(_finish_row(self.schema, row, auto))
+        return out
+
+    def apply(self, tx: Any, rows: list[tuple]) -> int:
+        table, mode = self.schema.name, self.stmt.on_conflict
+        if mode is None:
+            if len(rows) > 1:
+                return tx.bulk_insert(table, rows)
+            for r in rows:
+                tx.insert(table, r)
+            return len(rows)
+        if mode == "REPLACE":
+            for r in rows:
+                tx.replace(table, r)
+            return len(rows)
+        count = 0                                   # OR IGNORE: skip rows that clash
+        for r in rows:
+            try:
+                tx.insert(table, r)
+                count += 1
+            except ConstraintViolation:
+                continue
+        return count
+
+
+def insert(tx: Any, stmt: ast.Insert, planner: Planner) -> int:
+    plan = InsertPlan(tx, stmt, planner)
+    return plan.apply(tx, plan.rows(tx))
+
+
+def _matching(tx: Any, schema: TableSchema, where: ast.Expr | None, planner: Planner,
+              scope: Scope) -> list[tuple[Any, tuple]]:
+    """(key, row) of every row WHERE selects; a primary-key equality reads one row."""
+    pred = planner.compiler.predicate(where, scope) if where is not None else None
+    table = tx.table(schema.name)
+    pk = schema.primary_key
+    if where is not None and len(pk) == 1:
+        for c in split_and(where):
+            access = planner.match_access(c, scope)
+            if access is not None and access[0] == pk[0] and access[1] in ("=", "IN"):
+                keys = key_values(access[2], family(schema.columns[pk[0]].type))
+                found = [(k, r) for k in sorted(set(keys)) if (r := table.rows.get(k)) is not None]
+                return [(k, r) for k, r in found if pred(r)]
+    out = []
+    for keys, rows in table.rows.batches():
+        planner.rt.check()
+        if pred is None:
+            out.extend(zip(keys, rows))
+        else:
+            out.extend((k, r) for k, r in zip(keys, rows) if pred(r))
+    return out
+
+
+def _table_scope(schema: TableSchema) -> Scope:
+    return Scope([ColumnInfo(c.name, schema.name, c.type or None) for c in schema.columns])
+
+
+def update(tx: Any, stmt: ast.Update, planner: Planner) -> int:
+    schema = Catalog(tx).schema(stmt.table)
+    scope = _table_scope(schema)
+    names = [c.name.lower() for c in schema.columns]
+    sets: dict[int, Any] = {}
+    for a in stmt.assignments:
+        if a.column.lower() not in names:
+            raise SemanticError(f"no such column: {a.column}")
+        sets[names.index(a.column.lower())] = planner.compiler.compile(a.value, scope)
+    targets = _matching(tx, schema, stmt.where, planner, scope)
+    changes = []
+    for key, row in targets:
+        new = list(row)
+        for pos, f in sets.items():
+            new[pos] = f(row)
+        changes.append((key, _finish_row(schema, new, None)))
+    for key, row in changes:
+        tx.update(schema.name, key, row)
+    return len(changes)
+
+
+def delete(tx: Any, stmt: ast.Delete, planner: Planner) -> int:
+    schema = Catalog(tx).schema(stmt.table)
+    targets = _matching(tx, schema, stmt.where, planner, _table_scope(schema))
+    for key, _ in targets:
+        tx.delete(schema.name, key)
+    return len(targets)

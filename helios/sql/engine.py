@@ -1,0 +1,223 @@
+"""The SQL engine: statements in, results out, over a storage snapshot or transaction.
+
+Parsing is cached by SQL text (process-wide: ASTs are immutable) and plans by
+SQL text per thread (a plan's closures share one mutable ``Runtime``). A cached
+plan is reused only while the schemas and views it was planned against are the
+ones of the snapshot at hand, so DDL, branches and time travel never see a
+stale plan. The engine never imports storage internals beyond the read/write
+protocol of ``StateView`` and ``Transaction``, nor anything of HTTP.
+"""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..errors import InvalidParameter, SemanticError, TransactionError
+from . import ast, ddl, dml
+from .catalog import Catalog, deps_valid
+from .compile import walk
+from .operators import run_all
+from .parser import parse
+from .planner import Plan, Planner
+from .runtime import Runtime
+from .values import check_param, value_type_name
+
+PARSE_CACHE_SIZE = 1024
+PLAN_CACHE_SIZE = 256
+
+STATEMENT_TYPES: dict[type, str] = {
+    ast.Select: "SELECT", ast.Compound: "SELECT", ast.Values: "SELECT", ast.Insert: "INSERT",
+    ast.Update: "UPDATE", ast.Delete: "DELETE", ast.CreateTable: "CREATE_TABLE",
+    ast.DropTable: "DROP_TABLE", ast.CreateIndex: "CREATE_INDEX", ast.DropIndex: "DROP_INDEX",
+    ast.CreateView: "CREATE_VIEW", ast.DropView: "DROP_VIEW", ast.AddColumn: "ALTER_TABLE",
+    ast.RenameTable: "ALTER_TABLE", ast.RenameColumn: "ALTER_TABLE", ast.Begin: "BEGIN",
+    ast.Commit: "COMMIT", ast.Rollback: "ROLLBACK", ast.Explain: "EXPLAIN", ast.Reindex: "REINDEX",
+}
+
+
+@dataclass
+class Result:
+    """What a statement returns. Rows are tuples in column order."""
+
+    columns: list[str] = field(default_factory=list)
+    column_types: list[str] = field(default_factory=list)
+    rows: list[tuple] = field(default_factory=list)
+    statement_type: str = "SELECT"
+    affected_rows: int = 0
+
+    @property
+    def row_count(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self):
+        return iter(self.rows)
+
+
+def statement_type(stmt: ast.Statement) -> str:
+    return STATEMENT_TYPES.get(type(stmt), type(stmt).__name__.upper())
+
+
+def is_read_only(stmt: ast.Statement) -> bool:
+    return isinstance(stmt, (ast.Query, ast.Explain))
+
+
+def bind_params(params: Any) -> tuple:
+    """Plain values, or the REST API's typed ``{"type": T, "value": v}`` objects."""
+    if params is None:
+        return ()
+    if isinstance(params, (str, bytes)) or not hasattr(params, "__iter__") or isinstance(params, dict):
+        raise InvalidParameter("params must be a list of values")
+    out = []
+    for i, p in enumerate(params, 1):
+        if isinstance(p, dict):
+            if set(p) - {"type", "value"} or "type" not in p:
+                raise InvalidParameter(f"${i}: a typed parameter is {{\"type\": T, \"value\": v}}")
+            out.append(check_param(p["type"], p.get("value"), position=i))
+        elif p is None or isinstance(p, (bool, int, float, str, bytes)):
+            out.append(int(p) if isinstance(p, bool) else p)
+        else:
+            raise InvalidParameter(f"${i}: unsupported parameter type {type(p).__name__}")
+    return tuple(out)
+
+
+def param_count(stmt: ast.Statement) -> int:
+    return max((n.index for n in walk(stmt, into_subqueries=True) if isinstance(n, ast.Parameter)),
+               default=0)
+
+
+class _Cached:
+    __slots__ = ("rt", "planner", "plan", "deps")
+
+    def __init__(self, rt: Runtime, planner: Planner, plan: Any, deps: dict) -> None:
+        self.rt, self.planner, self.plan, self.deps = rt, planner, plan, deps
+
+
+class Engine:
+    def __init__(self) -> None:
+        self._parsed: OrderedDict[str, list[tuple[ast.Statement, int]]] = OrderedDict()
+        self._parse_lock = threading.Lock()
+        self._local = threading.local()
+
+    # ------------------------------------------------------------------ parsing
+    def parse(self, sql: str) -> list[tuple[ast.Statement, int]]:
+        """(statement, number of parameters it needs), cached by text."""
+        if not isinstance(sql, str):
+            raise InvalidParameter("sql must be a string")
+        hit = self._parsed.get(sql)
+        if hit is not None:
+            return hit
+        stmts = [(s, param_count(s)) for s in parse(sql)]
+        with self._parse_lock:
+            self._parsed[sql] = stmts
+            if len(self._parsed) > PARSE_CACHE_SIZE:
+                self._parsed.popitem(last=False)
+        return stmts
+
+    def _plans(self) -> OrderedDict:
+        cache = getattr(self._local, "plans", None)
+        if cache is None:
+            cache = self._local.plans = OrderedDict()
+        return cache
+
+    def _cached(self, key: Any, view: Any, build: Callable[[Runtime, Planner, Catalog], Any]) -> _Cached:
+        cache = self._plans()
+        hit = cache.get(key)
+        if hit is not None and deps_valid(hit.deps, view):
+            cache.move_to_end(key)
+            return hit
+        rt = Runtime()
+        catalog = Catalog(view)
+        planner = Planner(rt, catalog)
+        rt.snapshot = view
+        plan = build(rt, planner, catalog)
+        hit = _Cached(rt, planner, plan, catalog.deps)
+        cache[key] = hit
+        if len(cache) > PLAN_CACHE_SIZE:
+            cache.popitem(last=False)
+        return hit
+
+    # ------------------------------------------------------------------ execution
+    def query(self, key: Any, stmt: ast.Statement, params: tuple, view: Any, *,
+              timeout_ms: int | None = None, snapshot_at: Callable[[float], Any] | None = None) -> Result:
+        """Run a read-only statement against ``view`` (a snapshot or a transaction)."""
+        if isinstance(stmt, ast.Explain):
+            inner = stmt.statement
+            if not isinstance(inner, ast.Query):
+                raise SemanticError("EXPLAIN supports SELECT statements")
+            c = self._cached(key, view, lambda rt, planner, cat: planner.plan_query(inner))
+            c.rt.reset(params, view, timeout_ms, snapshot_at)
+            lines = c.plan.make().explain()
+            return Result(["plan"], ["text"], [(line,) for line in lines], "EXPLAIN", 0)
+        c = self._cached(key, view, lambda rt, planner, cat: planner.plan_query(stmt))
+        c.rt.reset(params, view, timeout_ms, snapshot_at)
+        plan: Plan = c.plan
+        rows = run_all(plan.make())
+        return Result(list(plan.columns), _column_types(plan.types, rows), rows, "SELECT", 0)
+
+    def write(self, key: Any, stmt: ast.Statement, params: tuple, tx: Any, *,
+              timeout_ms: int | None = None) -> Result:
+        """Run DDL or DML inside ``tx`` (a storage Transaction)."""
+        stype = statement_type(stmt)
+        if isinstance(stmt, ast.Insert):
+            c = self._cached(key, tx, lambda rt, planner, cat: dml.InsertPlan(tx, stmt, planner))
+            c.rt.reset(params, tx, timeout_ms, None)
+            ins: dml.InsertPlan = c.plan
+            return Result(statement_type=stype, affected_rows=ins.apply(tx, ins.rows(tx)))
+        rt = Runtime()
+        rt.reset(params, tx, timeout_ms, None)
+        planner = Planner(rt, Catalog(tx))
+        compiler = planner.compiler
+        if isinstance(stmt, ast.Update):
+            n = dml.update(tx, stmt, planner)
+        elif isinstance(stmt, ast.Delete):
+            n = dml.delete(tx, stmt, planner)
+        elif isinstance(stmt, ast.CreateTable):
+            n = int(ddl.create_table(tx, stmt, rt, compiler))
+        elif isinstance(stmt, ast.DropTable):
+            n = int(ddl.drop_table(tx, stmt))
+        elif isinstance(stmt, ast.CreateIndex):
+            n = int(ddl.create_index(tx, stmt))
+        elif isinstance(stmt, ast.DropIndex):
+            n = int(ddl.drop_index(tx, stmt))
+        elif isinstance(stmt, ast.CreateView):
+            n = int(ddl.create_view(tx, stmt, lambda q: planner.plan_query(q)))
+        elif isinstance(stmt, ast.DropView):
+            n = int(ddl.drop_view(tx, stmt))
+        elif isinstance(stmt, ast.AddColumn):
+            ddl.add_column(tx, stmt, compiler)
+            n = 0
+        elif isinstance(stmt, ast.RenameTable):
+            ddl.rename_table(tx, stmt)
+            n = 0
+        elif isinstance(stmt, ast.RenameColumn):
+            ddl.rename_column(tx, stmt)
+            n = 0
+        elif isinstance(stmt, ast.Reindex):
+            ddl.reindex(tx, stmt)
+            n = 0
+        else:
+            raise TransactionError(f"{stype} cannot run here")
+        return Result(statement_type=stype, affected_rows=n)
+
+    def insert_many(self, key: Any, stmt: ast.Insert, param_sets: list[tuple], tx: Any) -> int:
+        """executemany for INSERT: every parameter set's rows, inserted as one batch."""
+        c = self._cached(key, tx, lambda rt, planner, cat: dml.InsertPlan(tx, stmt, planner))
+        ins: dml.InsertPlan = c.plan
+        auto = ins.auto_key(tx)
+        rows: list[tuple] = []
+        for params in param_sets:
+            c.rt.reset(params, tx, None, None)
+            rows.extend(ins.rows(tx, auto))
+        return ins.apply(tx, rows)
+
+
+def _column_types(static: list[str | None], rows: list[tuple]) -> list[str]:
+    """Static types where known, else the type of the column's first non-NULL value."""
+    out = []
+    for i, t in enumerate(static):
+        if t is None or t == "any":
+            t = next((value_type_name(r[i]) for r in rows if r[i] is not None), "text")
+        out.append(t)
+    return out

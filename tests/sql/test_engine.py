@@ -1,0 +1,212 @@
+"""The SQL engine through EmbeddedDatabase: results, errors, plans, transactions."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from helios import EmbeddedDatabase, errors
+
+
+@pytest.fixture
+def db():
+    d = EmbeddedDatabase(":memory:")
+    d.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, email TEXT UNIQUE, age INT)")
+    d.executemany("INSERT INTO users VALUES ($1, $2, $3, $4)",
+                  [(i, f"user{i}", f"u{i}@x.io", 20 + i % 40) for i in range(1, 101)])
+    d.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, user_id INT, amount REAL)")
+    d.executemany("INSERT INTO orders VALUES ($1, $2, $3)",
+                  [(i, 1 + i % 100, i * 1.5) for i in range(1, 301)])
+    yield d
+    d.close()
+
+
+def test_result_shape(db):
+    r = db.execute("SELECT id, name, age FROM users WHERE id = $1", [7])
+    assert r.columns == ["id", "name", "age"]
+    assert r.column_types == ["int4", "text", "int4"]
+    assert r.rows == [(7, "user7", 27)] and r.row_count == 1
+    assert r.statement_type == "SELECT"
+    w = db.execute("UPDATE users SET age = age + 1 WHERE age > $1", [55])
+    assert (w.statement_type, w.affected_rows) == ("UPDATE", 8)
+
+
+def test_typed_rest_parameters(db):
+    r = db.execute("SELECT name FROM users WHERE id = $1", [{"type": "int4", "value": 3}])
+    assert r.rows == [("user3",)]
+    with pytest.raises(errors.InvalidParameter):
+        db.execute("SELECT 1 WHERE $1", [{"type": "int4", "value": 2**40}])
+    with pytest.raises(errors.InvalidParameter):
+        db.execute("SELECT $1, $2", [1])                      # too few parameters
+
+
+def test_statement_types(db):
+    assert db.execute("CREATE INDEX users_age ON users(age)").statement_type == "CREATE_INDEX"
+    assert db.execute("CREATE VIEW adults AS SELECT * FROM users WHERE age >= 50").statement_type == "CREATE_VIEW"
+    assert db.execute("ALTER TABLE users ADD COLUMN city TEXT DEFAULT 'x'").statement_type == "ALTER_TABLE"
+    assert db.execute("DROP VIEW adults").statement_type == "DROP_VIEW"
+    assert db.execute("DROP INDEX users_age").statement_type == "DROP_INDEX"
+    assert db.execute("DELETE FROM orders WHERE id > 250").affected_rows == 50
+    assert db.execute("DROP TABLE orders").statement_type == "DROP_TABLE"
+
+
+def test_errors_are_typed_and_change_nothing(db):
+    with pytest.raises(errors.SqlSyntaxError) as e:
+        db.execute("SELECT * FORM users")
+    assert e.value.status == 400 and e.value.line == 1 and e.value.column == 10
+    with pytest.raises(errors.UnknownTable):
+        db.execute("SELECT * FROM nope")
+    with pytest.raises(errors.UnknownColumn):
+        db.execute("SELECT nope FROM users")
+    with pytest.raises(errors.DuplicateKey) as e:
+        db.execute("INSERT INTO users VALUES (200, 'a', 'a@x', 1), (1, 'dup', 'd@x', 1)")
+    assert e.value.status == 409
+    assert db.execute("SELECT count(*) FROM users WHERE id = 200").rows == [(0,)]   # atomic batch
+    with pytest.raises(errors.NotNullViolation):
+        db.execute("INSERT INTO users (id, email) VALUES (300, 'z@x')")
+    with pytest.raises(errors.UniqueViolation):
+        db.execute("UPDATE users SET email = 'u1@x.io' WHERE id = 2")
+    with pytest.raises(errors.TypeMismatch) as e:
+        db.execute("INSERT INTO users VALUES (301, 'n', 'n@x', 'not a number')")
+    assert e.value.status == 422
+    assert db.execute("SELECT count(*) FROM users").rows == [(100,)]
+
+
+def test_integer_primary_key_autoincrements(db):
+    db.execute("INSERT INTO users (name, email) VALUES ('auto', 'auto@x')")
+    assert db.execute("SELECT id FROM users WHERE name = 'auto'").rows == [(101,)]
+
+
+def test_joins_aggregates_order_limit(db):
+    r = db.execute("""SELECT u.name, count(*) AS n, sum(o.amount) FROM users u JOIN orders o ON o.user_id = u.id
+                      WHERE u.id <= 3 GROUP BY u.name ORDER BY u.name""")
+    assert r.columns == ["name", "n", "sum(o.amount)"]
+    assert r.rows == [("user1", 3, 1.5 * (100 + 200 + 300)),
+                      ("user2", 3, 1.5 * (1 + 101 + 201)), ("user3", 3, 1.5 * (2 + 102 + 202))]
+    left = db.execute("""SELECT u.id, o.id FROM users u LEFT JOIN orders o ON o.user_id = u.id AND o.amount > 1000
+                         WHERE u.id IN (1, 2) ORDER BY 1, 2""").rows
+    assert left == [(1, None), (2, None)]                # no order of theirs is over 1000
+    top = db.execute("SELECT id FROM orders ORDER BY amount DESC LIMIT 3 OFFSET 1").rows
+    assert top == [(299,), (298,), (297,)]
+
+
+def test_explain_shows_access_paths(db):
+    db.execute("CREATE INDEX users_age ON users(age)")
+    plan = "\n".join(r[0] for r in db.execute("EXPLAIN SELECT * FROM users WHERE id = 5").rows)
+    assert "KeyLookup users" in plan
+    plan = "\n".join(r[0] for r in db.execute("EXPLAIN SELECT * FROM users WHERE age = 30").rows)
+    assert "IndexScan users using users_age" in plan
+    plan = "\n".join(r[0] for r in db.execute(
+        "EXPLAIN SELECT * FROM users u, orders o WHERE o.user_id = u.id").rows)
+    assert "HashJoin" in plan
+    assert db.execute("SELECT count(*) FROM users WHERE age = 30").rows == [(3,)]
+
+
+def test_plan_cache_sees_schema_changes(db):
+    q = "SELECT * FROM users WHERE id = 1"
+    assert len(db.execute(q).columns) == 4
+    db.execute("ALTER TABLE users ADD COLUMN city TEXT")
+    assert db.execute(q).columns == ["id", "name", "email", "age", "city"]
+
+
+def test_views(db):
+    db.execute("CREATE VIEW old AS SELECT id, name FROM users WHERE age > 55")
+    assert db.execute("SELECT count(*) FROM old").rows == [(8,)]
+    with pytest.raises(errors.SemanticError):
+        db.execute("CREATE VIEW broken AS SELECT nope FROM users")
+
+
+def test_transactions_commit_and_roll_back(db):
+    with db.transaction() as tx:
+        tx.execute("INSERT INTO users VALUES (500, 'tx', 'tx@x', 1)")
+        assert tx.execute("SELECT name FROM users WHERE id = 500").rows == [("tx",)]
+        assert db.execute("SELECT count(*) FROM users WHERE id = 500").rows == [(0,)]
+    assert db.execute("SELECT count(*) FROM users WHERE id = 500").rows == [(1,)]
+    with pytest.raises(RuntimeError):
+        with db.transaction() as tx:
+            tx.execute("DELETE FROM users")
+            raise RuntimeError("boom")
+    assert db.execute("SELECT count(*) FROM users").rows == [(101,)]
+    db.execute("BEGIN")
+    db.execute("DELETE FROM users WHERE id = 500")
+    db.execute("ROLLBACK")
+    assert db.execute("SELECT count(*) FROM users WHERE id = 500").rows == [(1,)]
+    with pytest.raises(errors.TransactionError):
+        db.execute("COMMIT")
+
+
+def test_failed_statement_inside_transaction_leaves_no_trace(db):
+    with db.transaction() as tx:
+        with pytest.raises(errors.DuplicateKey):
+            tx.execute("INSERT INTO users VALUES (600, 'a', 'a6@x', 1), (1, 'b', 'b@x', 1)")
+        tx.execute("INSERT INTO users VALUES (601, 'c', 'c6@x', 1)")
+    ids = [r[0] for r in db.execute("SELECT id FROM users WHERE id >= 600").rows]
+    assert ids == [601]
+
+
+def test_branches_and_time_travel_through_sql(db):
+    t0 = time.time()
+    time.sleep(0.002)
+    db.create_branch("dev")
+    db.execute("UPDATE users SET name = 'changed' WHERE id = 1", branch="dev")
+    assert db.execute("SELECT name FROM users WHERE id = 1").rows == [("user1",)]
+    assert db.execute("SELECT name FROM users WHERE id = 1", branch="dev").rows == [("changed",)]
+    db.execute("DELETE FROM users WHERE id = 2")
+    assert db.execute("SELECT count(*) FROM users", as_of=t0).rows == [(100,)]
+    assert db.execute(f"SELECT count(*) FROM users AS OF SYSTEM TIME {t0}").rows == [(100,)]
+    with pytest.raises(errors.UnknownTable):          # an hour ago the table did not exist yet
+        db.execute("SELECT count(*) FROM users AS OF SYSTEM TIME '-1h'")
+    with pytest.raises(errors.ReadOnlyBranch):
+        db.execute("DELETE FROM users", as_of=t0)
+    r = db.merge("dev", "main")
+    assert r.merged_keys == 1
+    assert db.execute("SELECT name FROM users WHERE id = 1").rows == [("changed",)]
+
+
+def test_timeout_stops_a_long_query(db):
+    db.executemany("INSERT INTO orders VALUES ($1, 1, 1.0)", [(i,) for i in range(1000, 4000)])
+    t = time.monotonic()
+    with pytest.raises(errors.QueryTimeout) as e:
+        db.execute("SELECT count(*) FROM orders a, orders b, orders c", timeout_ms=100)
+    assert time.monotonic() - t < 2
+    assert e.value.message == "Query exceeded timeout of 100ms" and e.value.status == 408
+
+
+def test_concurrent_readers_and_writers(db):
+    errors_seen = []
+
+    def reader():
+        try:
+            for _ in range(50):
+                n = db.execute("SELECT count(*) FROM users").rows[0][0]
+                assert n >= 100
+        except Exception as exc:          # surfaced below
+            errors_seen.append(exc)
+
+    def writer(base):
+        try:
+            for i in range(25):
+                db.execute("INSERT INTO users VALUES ($1, 'w', $2, 1)", [base + i, f"w{base + i}@x"])
+        except Exception as exc:
+            errors_seen.append(exc)
+
+    threads = [threading.Thread(target=reader) for _ in range(3)] + \
+        [threading.Thread(target=writer, args=(10_000 * (k + 1),)) for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors_seen
+    assert db.execute("SELECT count(*) FROM users").rows == [(175,)]
+
+
+def test_durable_database_survives_reopen(tmp_path):
+    path = str(tmp_path / "my.db")
+    with EmbeddedDatabase(path) as d:
+        d.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+        d.execute("INSERT INTO t VALUES (1, 'a'), (2, 'b')")
+        d.execute("CREATE VIEW v AS SELECT v FROM t WHERE id = 2")
+    with EmbeddedDatabase(path) as d:
+        assert d.execute("SELECT * FROM t ORDER BY id").rows == [(1, "a"), (2, "b")]
+        assert d.execute("SELECT * FROM v").rows == [("b",)]
