@@ -13,12 +13,12 @@ import threading
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator
 
-from .errors import InvalidParameter, ReadOnlyBranch, SemanticError, TransactionError
-from .sql import ast
+from .errors import InvalidParameter, ReadOnlyBranch, SemanticError, TableNotFound, TransactionError
+from .sql import ast, dataops
 from .sql.engine import Engine, Result, bind_params, is_read_only, statement_type
 from .storage.branches import BranchInfo
 from .storage.merge import MergeResult
-from .storage.store import MAIN, Store
+from .storage.store import MAIN, Store, estimate_table_bytes
 
 __all__ = ["EmbeddedDatabase", "Result", "Transaction"]
 
@@ -86,22 +86,46 @@ class EmbeddedDatabase:
 
     # ------------------------------------------------------------------ SQL
     def execute(self, sql: str, params: Any = None, *, branch: str = MAIN, as_of: float | None = None,
-                timeout_ms: int | None = None, author: Any = None) -> Result:
-        """Run one or more statements; returns the last one's result."""
+                timeout_ms: int | None = None, author: Any = None, cancel: Any = None) -> Result:
+        """Run one or more statements; returns the last one's result.
+
+        ``cancel`` is an optional ``threading.Event``: setting it stops a running
+        statement (the server sets it when the client disconnects)."""
         result = Result()
         for key, stmt, n in self._statements(sql):
-            result = self._run(key, stmt, self._params(params, n), branch, as_of, timeout_ms, author)
+            result = self._run(key, stmt, self._params(params, n), branch, as_of, timeout_ms, author, cancel)
         return result
 
     def query(self, sql: str, params: Any = None, *, branch: str = MAIN, as_of: float | None = None,
-              timeout_ms: int | None = None) -> Result:
+              timeout_ms: int | None = None, cancel: Any = None) -> Result:
         """Like ``execute`` but refuses anything that is not a read-only query."""
         stmts = self._statements(sql)
         for _, stmt, _ in stmts:
             if not is_read_only(stmt):
                 raise InvalidParameter(f"only read-only statements (SELECT) are allowed here, "
                                        f"not {statement_type(stmt)}")
-        return self.execute(sql, params, branch=branch, as_of=as_of, timeout_ms=timeout_ms)
+        return self.execute(sql, params, branch=branch, as_of=as_of, timeout_ms=timeout_ms, cancel=cancel)
+
+    def execute_script(self, sql: str, params: Any = None, *, branch: str = MAIN, timeout_ms: int | None = None,
+                       author: Any = None, cancel: Any = None) -> Result:
+        """DDL and DML only (the REST ``/execute``): several statements run as one atomic
+        commit; the result names the last statement and sums the affected rows."""
+        stmts = self._statements(sql)
+        for _, stmt, _ in stmts:
+            if is_read_only(stmt):
+                raise InvalidParameter(f"{statement_type(stmt)} is a query: run it through /query")
+            if isinstance(stmt, (ast.Begin, ast.Commit, ast.Rollback)):
+                raise InvalidParameter(f"{statement_type(stmt)} is not available here: a request with "
+                                       f"several statements already runs them as one transaction")
+        if len(stmts) == 1:
+            key, stmt, n = stmts[0]
+            return self._run(key, stmt, self._params(params, n), branch, None, timeout_ms, author, cancel)
+        total, last = 0, Result()
+        with self.transaction(branch=branch, author=author) as tx:
+            for key, stmt, n in stmts:
+                last = tx._run(key, stmt, self._params(params, n), timeout_ms)
+                total += last.affected_rows
+        return Result(statement_type=last.statement_type, affected_rows=total)
 
     def executemany(self, sql: str, seq_of_params: Iterable[Any], *, branch: str = MAIN,
                     author: Any = None) -> Result:
@@ -150,7 +174,7 @@ class EmbeddedDatabase:
         return tx
 
     def _run(self, key: Any, stmt: ast.Statement, params: tuple, branch: str, as_of: float | None,
-             timeout_ms: int | None, author: Any) -> Result:
+             timeout_ms: int | None, author: Any, cancel: Any = None) -> Result:
         tx = self._active(branch)
         if isinstance(stmt, ast.Begin):
             if tx is not None:
@@ -170,11 +194,11 @@ class EmbeddedDatabase:
         if is_read_only(stmt):
             view = self.store.snapshot(branch, as_of)
             return self._engine.query(key, stmt, params, view, timeout_ms=timeout_ms,
-                                      snapshot_at=self._snapshot_at(branch))
+                                      snapshot_at=self._snapshot_at(branch), cancel=cancel)
         if as_of is not None:
             raise ReadOnlyBranch("the past is read-only: as_of applies to queries only")
         with self.store.write(branch, author) as wtx:
-            return self._engine.write(key, stmt, params, wtx, timeout_ms=timeout_ms)
+            return self._engine.write(key, stmt, params, wtx, timeout_ms=timeout_ms, cancel=cancel)
 
     @contextmanager
     def transaction(self, branch: str = MAIN, author: Any = None) -> Iterator[Transaction]:
@@ -187,6 +211,58 @@ class EmbeddedDatabase:
             raise
         if t.active:
             t.commit()
+
+    # ------------------------------------------------------------------ table data (REST)
+    def tables(self, branch: str = MAIN, as_of: float | None = None) -> list[dict]:
+        """Every table of the branch (as of a moment) with its size."""
+        snap = self.store.snapshot(branch, as_of)
+        out = []
+        for name in snap.table_names():
+            t = snap.table(name)
+            out.append({"name": name, "row_count": len(t), "size_bytes": estimate_table_bytes(t),
+                        "created_at": int(t.schema.created_at)})
+        return out
+
+    def _table_view(self, table: str, branch: str, as_of: float | None) -> tuple[Any, str]:
+        snap = self.store.snapshot(branch, as_of)
+        for name in snap.table_names():
+            if name.lower() == table.lower():
+                return snap, name
+        raise TableNotFound(f"table {table!r} not found on branch {branch!r}")
+
+    def read_rows(self, table: str, *, columns: Any = None, filter: Any = None, order_by: Any = None,
+                  page: Any = None, limit: Any = None, branch: str = MAIN, as_of: float | None = None,
+                  timeout_ms: int | None = None) -> dict:
+        """A page of a table's rows: filter and order_by are parsed as SQL expressions, never pasted."""
+        snap, name = self._table_view(table, branch, as_of)
+        p = dataops.Page.parse(page, limit)
+        query, count = dataops.select_rows(name, columns=columns, filter=filter, order_by=order_by, page=p)
+        r = self._engine.query(("ast", query), query, (), snap, timeout_ms=timeout_ms)
+        total = self._engine.query(("ast", count), count, (), snap, timeout_ms=timeout_ms).rows[0][0]
+        return {"columns": r.columns, "column_types": r.column_types, "rows": r.rows, "total": total,
+                "page": p.page, "limit": p.limit, "has_more": p.offset + len(r.rows) < total}
+
+    def insert_rows(self, table: str, rows: Any, *, branch: str = MAIN, author: Any = None) -> int:
+        """Insert a batch of {column: value} objects atomically: one bad row rejects them all."""
+        _, name = self._table_view(table, branch, None)
+        groups = dataops.insert_rows(name, rows)
+        count = 0
+        with self.store.write(branch, author) as wtx:
+            for stmt, param_rows in groups:
+                count += self._engine.insert_many(("ast", stmt), stmt, param_rows, wtx)
+        return count
+
+    def update_rows(self, table: str, values: Any, filter: Any, *, branch: str = MAIN, author: Any = None) -> int:
+        _, name = self._table_view(table, branch, None)
+        stmt, params = dataops.update_rows(name, values, filter)
+        with self.store.write(branch, author) as wtx:
+            return self._engine.write(("ast", stmt), stmt, params, wtx).affected_rows
+
+    def delete_rows(self, table: str, filter: Any, *, branch: str = MAIN, author: Any = None) -> int:
+        _, name = self._table_view(table, branch, None)
+        stmt = dataops.delete_rows(name, filter)
+        with self.store.write(branch, author) as wtx:
+            return self._engine.write(("ast", stmt), stmt, (), wtx).affected_rows
 
     # ------------------------------------------------------------------ branches
     def create_branch(self, name: str, parent: str = MAIN, snapshot_id: float | None = None,

@@ -85,6 +85,12 @@ class QueryTimeout(HeliosError):
     status, error = 408, "QueryTimeout"
 
 
+class QueryCancelled(HeliosError):
+    """The client went away (or the caller cancelled); the query stopped early."""
+
+    status, error = 499, "ClientClosedRequest"
+
+
 class Conflict(HeliosError):
     status, error = 409, "Conflict"
 

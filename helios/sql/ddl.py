@@ -8,6 +8,7 @@ unique indexes named ``<table>_unique_<n>``.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -70,7 +71,7 @@ def create_table(tx: Any, stmt: ast.CreateTable, rt: Runtime, compiler: Compiler
         columns[p] = replace(columns[p], nullable=False)
     indexes = tuple(IndexDef(f"{stmt.name}_unique_{n + 1}", cols, unique=True)
                     for n, cols in enumerate(u for u in uniques if u != pk))
-    tx.create_table(TableSchema(stmt.name, tuple(columns), pk, indexes))
+    tx.create_table(TableSchema(stmt.name, tuple(columns), pk, indexes, created_at=round(time.time(), 6)))
     return True
 
 

@@ -140,33 +140,34 @@ class Engine:
 
     # ------------------------------------------------------------------ execution
     def query(self, key: Any, stmt: ast.Statement, params: tuple, view: Any, *,
-              timeout_ms: int | None = None, snapshot_at: Callable[[float], Any] | None = None) -> Result:
+              timeout_ms: int | None = None, snapshot_at: Callable[[float], Any] | None = None,
+              cancel: Any = None) -> Result:
         """Run a read-only statement against ``view`` (a snapshot or a transaction)."""
         if isinstance(stmt, ast.Explain):
             inner = stmt.statement
             if not isinstance(inner, ast.Query):
                 raise SemanticError("EXPLAIN supports SELECT statements")
             c = self._cached(key, view, lambda rt, planner, cat: planner.plan_query(inner))
-            c.rt.reset(params, view, timeout_ms, snapshot_at)
+            c.rt.reset(params, view, timeout_ms, snapshot_at, cancel)
             lines = c.plan.make().explain()
             return Result(["plan"], ["text"], [(line,) for line in lines], "EXPLAIN", 0)
         c = self._cached(key, view, lambda rt, planner, cat: planner.plan_query(stmt))
-        c.rt.reset(params, view, timeout_ms, snapshot_at)
+        c.rt.reset(params, view, timeout_ms, snapshot_at, cancel)
         plan: Plan = c.plan
         rows = run_all(plan.make())
         return Result(list(plan.columns), _column_types(plan.types, rows), rows, "SELECT", 0)
 
     def write(self, key: Any, stmt: ast.Statement, params: tuple, tx: Any, *,
-              timeout_ms: int | None = None) -> Result:
+              timeout_ms: int | None = None, cancel: Any = None) -> Result:
         """Run DDL or DML inside ``tx`` (a storage Transaction)."""
         stype = statement_type(stmt)
         if isinstance(stmt, ast.Insert):
             c = self._cached(key, tx, lambda rt, planner, cat: dml.InsertPlan(tx, stmt, planner))
-            c.rt.reset(params, tx, timeout_ms, None)
+            c.rt.reset(params, tx, timeout_ms, None, cancel)
             ins: dml.InsertPlan = c.plan
             return Result(statement_type=stype, affected_rows=ins.apply(tx, ins.rows(tx)))
         rt = Runtime()
-        rt.reset(params, tx, timeout_ms, None)
+        rt.reset(params, tx, timeout_ms, None, cancel)
         planner = Planner(rt, Catalog(tx))
         compiler = planner.compiler
         if isinstance(stmt, ast.Update):
@@ -174,17 +175,23 @@ class Engine:
         elif isinstance(stmt, ast.Delete):
             n = dml.delete(tx, stmt, planner)
         elif isinstance(stmt, ast.CreateTable):
-            n = int(ddl.create_table(tx, stmt, rt, compiler))
+            ddl.create_table(tx, stmt, rt, compiler)
+            n = 0
         elif isinstance(stmt, ast.DropTable):
-            n = int(ddl.drop_table(tx, stmt))
+            ddl.drop_table(tx, stmt)
+            n = 0
         elif isinstance(stmt, ast.CreateIndex):
-            n = int(ddl.create_index(tx, stmt))
+            ddl.create_index(tx, stmt)
+            n = 0
         elif isinstance(stmt, ast.DropIndex):
-            n = int(ddl.drop_index(tx, stmt))
+            ddl.drop_index(tx, stmt)
+            n = 0
         elif isinstance(stmt, ast.CreateView):
-            n = int(ddl.create_view(tx, stmt, lambda q: planner.plan_query(q)))
+            ddl.create_view(tx, stmt, lambda q: planner.plan_query(q))
+            n = 0
         elif isinstance(stmt, ast.DropView):
-            n = int(ddl.drop_view(tx, stmt))
+            ddl.drop_view(tx, stmt)
+            n = 0
         elif isinstance(stmt, ast.AddColumn):
             ddl.add_column(tx, stmt, compiler)
             n = 0

@@ -10,13 +10,13 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
-from ..errors import QueryTimeout
+from ..errors import QueryCancelled, QueryTimeout
 
 _monotonic = time.monotonic
 
 
 class Runtime:
-    __slots__ = ("params", "snapshot", "deadline", "timeout_ms", "snapshot_at", "cache", "now")
+    __slots__ = ("params", "snapshot", "deadline", "timeout_ms", "snapshot_at", "cache", "now", "cancel")
 
     def __init__(self) -> None:
         self.params: tuple = ()
@@ -26,9 +26,10 @@ class Runtime:
         self.snapshot_at: Callable[[float], Any] | None = None   # AS OF SYSTEM TIME -> StateView
         self.cache: dict = {}                          # uncorrelated subquery results, per execution
         self.now: float = 0.0
+        self.cancel: Any = None                        # a threading.Event set when the client left
 
     def reset(self, params: tuple, snapshot: Any, timeout_ms: int | None,
-              snapshot_at: Callable[[float], Any] | None) -> None:
+              snapshot_at: Callable[[float], Any] | None, cancel: Any = None) -> None:
         self.params = params
         self.snapshot = snapshot
         self.timeout_ms = timeout_ms
@@ -36,8 +37,12 @@ class Runtime:
         self.snapshot_at = snapshot_at
         self.cache = {}
         self.now = time.time()
+        self.cancel = cancel
 
     def check(self) -> None:
-        """Raise QueryTimeout once the deadline has passed (called every batch)."""
+        """Raise QueryTimeout once the deadline has passed, QueryCancelled once the
+        client has gone (called every batch)."""
         if self.deadline is not None and _monotonic() > self.deadline:
             raise QueryTimeout(f"Query exceeded timeout of {self.timeout_ms}ms")
+        if self.cancel is not None and self.cancel.is_set():
+            raise QueryCancelled("the query was cancelled: the client disconnected")

@@ -119,8 +119,7 @@ def plan_merge(base: Commit | None, source: Commit, target: Commit, strategy: st
             plan.merged_keys += _count_changes(b, s)
             plan.ops.append(("tc", name, source.seq) if s is not None else ("dt", name))
             continue
-        if s is not None and t is not None and (b is not None or s.schema == t.schema) and \
-                _schemas_mergeable(b, s, t):
+        if s is not None and t is not None and _schemas_mergeable(b, s, t):
             _merge_rows(plan, name, b, s, t, source_wins, strategy)
             continue
         # Both sides changed the table's existence or its schema differently: one table-level conflict.

@@ -33,6 +33,7 @@ class TableSchema:
     columns: tuple[Column, ...]
     primary_key: tuple[int, ...] = ()      # () -> a hidden integer row id is the key
     indexes: tuple[IndexDef, ...] = field(default=())
+    created_at: float = 0.0                # Unix seconds; informational (table listings)
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -59,13 +60,13 @@ class TableSchema:
         return (self.name,
                 tuple((c.name, c.type, c.nullable, c.default, c.extra) for c in self.columns),
                 self.primary_key,
-                tuple((i.name, i.columns, i.unique) for i in self.indexes))
+                tuple((i.name, i.columns, i.unique) for i in self.indexes), self.created_at)
 
     @classmethod
     def from_plain(cls, p: tuple) -> "TableSchema":
-        name, cols, pk, idx = p
+        name, cols, pk, idx, created_at = p
         return cls(name, tuple(Column(n, t, nl, d, tuple(x)) for n, t, nl, d, x in cols), tuple(pk),
-                   tuple(IndexDef(n, tuple(c), u) for n, c, u in idx))
+                   tuple(IndexDef(n, tuple(c), u) for n, c, u in idx), created_at)
 
 
 def adapt_row(row: tuple, old: TableSchema, new: TableSchema) -> tuple:

@@ -625,15 +625,16 @@ class Store:
 
 
 def _estimate_bytes(state: DbState) -> int:
+    return sum(estimate_table_bytes(t) for t in state.tables.values())
+
+
+def estimate_table_bytes(table: Any) -> int:
     """Rows times the encoded size of a small sample: cheap and good to a few percent."""
-    total = 0
-    for t in state.tables.values():
-        n = len(t)
-        if not n:
-            continue
-        sample = []
-        for _, rows in t.rows.batches():
-            sample.extend(rows[:64])
-            break
-        total += n * max(1, len(codec.pack(sample)) // max(1, len(sample)))
-    return total
+    n = len(table)
+    if not n:
+        return 0
+    sample: list = []
+    for _, rows in table.rows.batches():
+        sample.extend(rows[:64])
+        break
+    return n * max(1, len(codec.pack(sample)) // max(1, len(sample)))

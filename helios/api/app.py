@@ -1,0 +1,413 @@
+"""Routes of the REST API v1 (``../shared/API.md``).
+
+Each route only parses the request, calls ``EmbeddedDatabase`` and renders
+JSON. The common path lives in ``_serve``: authenticate, rate-limit, check the
+scope, run the work off the reactor thread (a bounded pool; the executor's
+deadline enforces ``timeout_ms``), then render the result or the one canonical
+error body. Exceptions become responses in exactly one place (``_error``),
+through the status and error name each ``HeliosError`` carries.
+"""
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from klein import Klein
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.web.iweb import IRequest
+
+from .. import __version__
+from ..embedded import EmbeddedDatabase
+from ..errors import BadRequest, HeliosError, PayloadTooLarge, TooManyRequests, Unauthorized
+from .render import dumps, loads_object, rows_as
+
+log = Logger(namespace="helios.api")
+
+READ, WRITE = "read", "write"
+DEFAULT_MAX_BODY = 16 << 20
+DEFAULT_TIMEOUT_MS = 30_000
+MAX_TIMEOUT_MS = 3_600_000
+_request_ids = itertools.count(1)
+
+
+@dataclass
+class Ctx:
+    """What a route's work function needs: the parsed body, query args and the caller."""
+
+    request: Any
+    body: dict = field(default_factory=dict)
+    author: Any = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+    def arg(self, name: str) -> str | None:
+        values = self.request.args.get(name.encode())
+        return values[-1].decode("utf-8", "replace") if values else None
+
+
+def _fields(body: dict, allowed: set[str], where: str) -> None:
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise BadRequest(f"unknown field{'s' if len(unknown) > 1 else ''} in {where}: {', '.join(unknown)}; "
+                         f"allowed: {', '.join(sorted(allowed))}")
+
+
+def _as_of_value(v: Any, where: str) -> float | None:
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise BadRequest(f"{where} must be Unix seconds (a number), got {v!r}")
+    return float(v)
+
+
+def _as_of_query(text: str | None) -> float | None:
+    if text is None or text == "":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise BadRequest(f"as_of must be Unix seconds, got {text!r}") from None
+
+
+def _timeout(v: Any) -> int:
+    if v is None:
+        return DEFAULT_TIMEOUT_MS
+    if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_TIMEOUT_MS:
+        raise BadRequest(f"timeout_ms must be an integer from 1 to {MAX_TIMEOUT_MS}, got {v!r}")
+    return v
+
+
+def _branch_json(info: Any) -> dict:
+    return {"id": info.id, "name": info.name, "parent": info.parent, "created_at": int(info.created_at),
+            "snapshot_id": int(info.snapshot_id), "state": info.state,
+            "options": {"read_only": info.read_only, "isolated": info.isolated},
+            "stats": {"total_keys": info.stats.total_keys, "size_bytes": info.stats.size_bytes,
+                      "last_modified": int(info.stats.last_modified)}}
+
+
+def _merge_json(r: Any) -> dict:
+    d = r.to_dict()
+    d["merge_timestamp"] = int(r.merge_timestamp)
+    return d
+
+
+def _elapsed_ms(t0: float) -> float:
+    return round((time.perf_counter() - t0) * 1000, 3)
+
+
+class HeliosAPI:
+    """The Klein application. State lives on the instance (one per database)."""
+
+    app = Klein()
+
+    def __init__(self, db: EmbeddedDatabase, *, auth: Any = None, rate_limit: Any = None,
+                 public_rate_limit: Any = None, heavy_rate_limit: Any = None,
+                 run: Callable[..., defer.Deferred] | None = None, max_body: int = DEFAULT_MAX_BODY,
+                 openapi: Callable[[], dict] | None = None) -> None:
+        """``run(f, *args)`` runs blocking work off the reactor and returns a Deferred
+        (the server passes a bounded thread pool; tests may pass a synchronous runner)."""
+        self.db = db
+        self.auth = auth
+        self.rate_limit = rate_limit
+        self.public_rate_limit = public_rate_limit
+        self.heavy_rate_limit = heavy_rate_limit
+        self._run = run or (lambda f, *a: defer.maybeDeferred(f, *a))
+        self.max_body = max_body
+        self._openapi = openapi
+        self.ready = True
+
+    def resource(self) -> Any:
+        """An IResource serving the API: mount it anywhere in a twisted.web site."""
+        return self.app.resource()
+
+    # ------------------------------------------------------------------ the common path
+    def _serve(self, request: IRequest, need: str | None, work: Callable[[Ctx], tuple[int, Any]], *,
+               body: str | None = None, heavy: bool = False) -> Any:
+        """``body``: None (no body), "required" or "optional". ``need``: the scope, or None
+        for public endpoints. Returns a Deferred firing with the response bytes."""
+        t0 = time.perf_counter()
+        rid = next(_request_ids)
+        request.setHeader(b"x-request-id", str(rid).encode())
+        ctx = Ctx(request)
+        request.notifyFinish().addErrback(lambda _: ctx.cancel.set())
+        principal = None
+        try:
+            principal = self._authenticate(request, need)
+            ctx.author = principal.author() if principal is not None and principal.method != "anonymous" else None
+            self._limit(request, principal, heavy)
+            if need is not None and self.auth is not None and self.auth.enabled:
+                self.auth.authorize(principal, need)
+            if body is not None:
+                ctx.body = loads_object(self._read_body(request), required=body == "required")
+        except Exception as exc:  # noqa: BLE001 - every failure becomes the canonical body
+            return self._finish(request, *self._error(exc, rid), t0, principal)
+        d = self._run(work, ctx)
+        d.addCallbacks(lambda result: self._finish(request, result[0], result[1], t0, principal),
+                       lambda f: self._finish(request, *self._error(f.value, rid, f), t0, principal))
+        return d
+
+    def _authenticate(self, request: IRequest, need: str | None) -> Any:
+        if self.auth is None or not self.auth.enabled:
+            return None
+        headers = {k.decode("latin-1").lower(): v[-1].decode("latin-1")
+                   for k, v in request.requestHeaders.getAllRawHeaders()}
+        if need is None and "authorization" not in headers and "x-api-key" not in headers:
+            return None                                   # a public endpoint, called anonymously
+        try:
+            return self.auth.authenticate(headers)
+        except Unauthorized:
+            if need is None:
+                return None
+            self._limit(request, None, False)             # failed logins are limited by IP too
+            raise
+
+    def _limit(self, request: IRequest, principal: Any, heavy: bool) -> None:
+        if principal is not None:
+            limiter, key = self.rate_limit, f"principal:{principal.method}:{principal.key_name or ''}:" \
+                                             f"{principal.user_id}:{principal.tenant_id}"
+        elif self.auth is not None and self.auth.enabled:
+            limiter, key = self.public_rate_limit, "ip:" + _client_ip(request)
+        else:                                             # no auth at all: every caller by IP
+            limiter, key = self.rate_limit, "ip:" + _client_ip(request)
+        decisions = []
+        if limiter is not None:
+            decisions.append(limiter.check(key))
+        if heavy and self.heavy_rate_limit is not None:
+            decisions.append(self.heavy_rate_limit.check("heavy:" + key))
+        for decision in decisions:
+            for name, value in decision.headers().items():
+                request.setHeader(name.encode(), str(value).encode())
+            if not decision.allowed:
+                raise TooManyRequests("Rate limit exceeded")
+
+    def _read_body(self, request: IRequest) -> bytes:
+        content = request.content
+        if content is None:
+            return b""
+        content.seek(0, 2)
+        size = content.tell()
+        if size > self.max_body:
+            raise PayloadTooLarge(f"request body of {size} bytes is over the limit of {self.max_body} bytes")
+        content.seek(0)
+        return content.read()
+
+    def _error(self, exc: BaseException, rid: int, failure: Any = None) -> tuple[int, dict]:
+        if isinstance(exc, HeliosError):
+            body = exc.to_body()
+            if isinstance(exc, TooManyRequests):
+                body = {"status": 429, "error": "TooManyRequests", "message": "Rate limit exceeded"}
+            return exc.status, body
+        log.failure("request {rid} failed", failure=failure, rid=rid) if failure is not None else \
+            log.error("request {rid} failed: {exc!r}", rid=rid, exc=exc)
+        return 500, {"status": 500, "error": "InternalServerError",
+                     "message": f"internal error (request id {rid}); the server log has the details"}
+
+    def _finish(self, request: IRequest, status: int, payload: Any, t0: float, principal: Any) -> bytes:
+        request.setResponseCode(status)
+        if status == 429:
+            retry = request.responseHeaders.getRawHeaders(b"retry-after")
+            if not retry:
+                request.setHeader(b"retry-after", b"1")
+        if status == 204:
+            data = b""
+        elif isinstance(payload, bytes):
+            data = payload
+        else:
+            request.setHeader(b"content-type", b"application/json")
+            data = dumps(payload)
+        who = "-" if principal is None else f"{principal.user_id}@{principal.tenant_id}"
+        log.info("{method} {path} {status} {ms}ms {who}", method=request.method.decode(),
+                 path=request.path.decode("utf-8", "replace"), status=status, ms=_elapsed_ms(t0), who=who)
+        return data
+
+    # ------------------------------------------------------------------ health and version
+    @app.route("/health", methods=["GET", "HEAD"])
+    def health(self, request: IRequest) -> bytes:
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        return b"OK"
+
+    @app.route("/readyz", methods=["GET"])
+    def readyz(self, request: IRequest) -> bytes:
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        healthy = self.ready and self.db.store.failed is None
+        request.setResponseCode(200 if healthy else 503)
+        return b"ready" if healthy else b"not ready"
+
+    @app.route("/version", methods=["GET"])
+    def version(self, request: IRequest) -> Any:
+        return self._serve(request, None, lambda ctx: (200, {"name": "HeliosDB Nano", "version": __version__,
+                                                             "api_version": "v1"}))
+
+    @app.route("/v1/openapi.json", methods=["GET"])
+    def openapi(self, request: IRequest) -> Any:
+        from .openapi import document
+        return self._serve(request, None, lambda ctx: (200, document()))
+
+    # ------------------------------------------------------------------ branches
+    @app.route("/v1/branches", methods=["GET"])
+    def list_branches(self, request: IRequest) -> Any:
+        def work(ctx: Ctx) -> tuple[int, Any]:
+            branches = [_branch_json(b) for b in self.db.list_branches()]
+            return 200, {"total": len(branches), "branches": branches}
+        return self._serve(request, READ, work)
+
+    @app.route("/v1/branches", methods=["POST"])
+    def create_branch(self, request: IRequest) -> Any:
+        def work(ctx: Ctx) -> tuple[int, Any]:
+            b = ctx.body
+            _fields(b, {"name", "parent", "snapshot_id", "options"}, "the branch")
+            options = b.get("options") or {}
+            if not isinstance(options, dict):
+                raise BadRequest("options must be an object")
+            _fields(options, {"read_only", "isolated"}, "options")
+            for flag in ("read_only", "isolated"):
+                if not isinstance(options.get(flag, False), bool):
+                    raise BadRequest(f"options.{flag} must be true or false")
+            parent = b.get("parent", "main")
+            if not isinstance(parent, str):
+                raise BadRequest("parent must be a branch name")
+            info = self.db.create_branch(b.get("name"), parent, _as_of_value(b.get("snapshot_id"), "snapshot_id"),
+                                         read_only=options.get("read_only", False),
+                                         isolated=options.get("isolated", False))
+            return 201, _branch_json(info)
+        return self._serve(request, WRITE, work, body="required")
+
+    @app.route("/v1/branches/<string:name>", methods=["GET"])
+    def get_branch(self, request: IRequest, name: str) -> Any:
+        return self._serve(request, READ, lambda ctx: (200, _branch_json(self.db.get_branch(name))))
+
+    @app.route("/v1/branches/<string:name>", methods=["DELETE"])
+    def delete_branch(self, request: IRequest, name: str) -> Any:
+        def work(ctx: Ctx) -> tuple[int, Any]:
+            self.db.delete_branch(name)
+            return 204, None
+        return self._serve(request, WRITE, work)
+
+    @app.route("/v1/branches/<string:source>/merge", methods=["POST"])
+    def merge(self, request: IRequest, source: str) -> Any:
+        def work(ctx: Ctx) -> tuple[int, Any]:
+            b = ctx.body
+            _fields(b, {"target", "strategy"}, "the merge")
+            target, strategy = b.get("target", "main"), b.get("strategy", "Auto")
+            if not isinstance(target, str) or not isinstance(strategy, str):
+                raise BadRequest("target and strategy must be strings")
+            self.db.get_branch(target)
+            return 200, _merge_json(self.db.merge(source, target, strategy, author=ctx.author))
+        return self._serve(request, WRITE, work, body="optional", heavy=True)
+
+    # ------------------------------------------------------------------ tables and data
+    @app.route("/v1/branches/<string:name>/tables", methods=["GET"])
+    def tables(self, request: IRequest, name: str) -> Any:
+        def work(ctx: Ctx) -> tuple[int, Any]:
+            return 200, {"tables": self.db.tables(name, _as_of_query(ctx.arg("as_of")))}
+        return self._serve(request, READ, work)
+
+    @app.route("/v1/branches/<string:name>/tables/<string:table>/data", methods=["GET"])
+    def read_data(self, request: IRequest, name: str, table: str) -> Any:
+        def work(ctx: Ctx) -> tuple[int, Any]:
+            r = self.db.read_rows(table, columns=ctx.arg("columns"), filter=ctx.arg("filter"),
+                                  order_by=ctx.arg("order_by"), page=ctx.arg("page"), limit=ctx.arg("limit"),
+                                  branch=name, as_of=_as_of_query(ctx.arg("as_of")),
+                                  timeout_ms=DEFAULT_TIMEOUT_MS)
+            columns, rows = rows_as(r["columns"], r["rows"], "object")
+            return 200, {"columns": columns, "rows": rows, "total": r["total"], "page": r["page"],
+                         "limit": r["limit"], "has_more": r["has_more"]}
+        return self._serve(request, READ, work)
+
+    @app.route("/v1/branches/<string:name>/tables/<string:table>/data", methods=["POST"])
+    def insert_data(self, request: IRequest, name: str, table: str) -> Any:
+        def work(ctx: Ctx) -> tuple[int, Any]:
+            t0 = time.perf_counter()
+            _fields(ctx.body, {"rows"}, "the insert")
+            n = self.db.insert_rows(table, ctx.body.get("rows"), branch=name, author=ctx.author)
+            return 201, {"inserted": n, "execution_time_ms": _elapsed_ms(t0)}
+        return self._serve(request, WRITE, work, body="required")
+
+    @app.route("/v1/branches/<string:name>/tables/<string:table>/data", methods=["PUT"])
+    def update_data(self, request: IRequest, name: str, table: str) -> Any:
+        def work(ctx: Ctx) -> tuple[int, Any]:
+            t0 = time.perf_counter()
+            _fields(ctx.body, {"values", "filter"}, "the update")
+            n = self.db.update_rows(table, ctx.body.get("values"), ctx.body.get("filter"), branch=name,
+                                    author=ctx.author)
+            return 200, {"updated": n, "execution_time_ms": _elapsed_ms(t0)}
+        return self._serve(request, WRITE, work, body="required")
+
+    @app.route("/v1/branches/<string:name>/tables/<string:table>/data", methods=["DELETE"])
+    def delete_data(self, request: IRequest, name: str, table: str) -> Any:
+        def work(ctx: Ctx) -> tuple[int, Any]:
+            t0 = time.perf_counter()
+            _fields(ctx.body, {"filter"}, "the delete")
+            n = self.db.delete_rows(table, ctx.body.get("filter"), branch=name, author=ctx.author)
+            return 200, {"deleted": n, "execution_time_ms": _elapsed_ms(t0)}
+        return self._serve(request, WRITE, work, body="required")
+
+    # ------------------------------------------------------------------ SQL
+    def _sql_fields(self, body: dict, allowed: set[str]) -> tuple[str, Any, int]:
+        _fields(body, allowed, "the request")
+        sql = body.get("sql")
+        if not isinstance(sql, str) or not sql.strip():
+            raise BadRequest("sql must be a non-empty string")
+        params = body.get("params")
+        if params is not None and not isinstance(params, list):
+            raise BadRequest("params must be a list")
+        return sql, params, _timeout(body.get("timeout_ms"))
+
+    @app.route("/v1/branches/<string:name>/query", methods=["POST"])
+    def query(self, request: IRequest, name: str) -> Any:
+        def work(ctx: Ctx) -> tuple[int, Any]:
+            t0 = time.perf_counter()
+            body = ctx.body
+            sql, params, timeout = self._sql_fields(body, {"sql", "params", "timeout_ms", "as_of", "row_format"})
+            as_of = body.get("as_of")
+            if as_of is not None:
+                if not isinstance(as_of, dict) or as_of.get("type") != "timestamp" or set(as_of) != {"type", "value"}:
+                    raise BadRequest('as_of must be {"type": "timestamp", "value": <Unix seconds>}')
+                as_of = _as_of_value(as_of["value"], "as_of.value")
+            row_format = body.get("row_format", "object")
+            if row_format not in ("object", "array"):
+                raise BadRequest('row_format must be "object" or "array"')
+            r = self.db.query(sql, params, branch=name, as_of=as_of, timeout_ms=timeout, cancel=ctx.cancel)
+            columns, rows = rows_as(r.columns, r.rows, row_format)
+            return 200, {"columns": columns, "column_types": r.column_types, "rows": rows,
+                         "row_count": r.row_count, "execution_time_ms": _elapsed_ms(t0)}
+        return self._serve(request, READ, work, body="required")
+
+    @app.route("/v1/branches/<string:name>/execute", methods=["POST"])
+    def execute(self, request: IRequest, name: str) -> Any:
+        def work(ctx: Ctx) -> tuple[int, Any]:
+            t0 = time.perf_counter()
+            sql, params, timeout = self._sql_fields(ctx.body, {"sql", "params", "timeout_ms"})
+            result = self.db.execute_script(sql, params, branch=name, timeout_ms=timeout, author=ctx.author,
+                                            cancel=ctx.cancel)
+            return 200, {"statement_type": result.statement_type, "affected_rows": result.affected_rows,
+                         "execution_time_ms": _elapsed_ms(t0),
+                         "message": f"{result.statement_type} statement executed successfully on branch '{name}'"}
+        return self._serve(request, WRITE, work, body="required")
+
+    # ------------------------------------------------------------------ anything else
+    @app.handle_errors(Exception)
+    def _unhandled(self, request: IRequest, failure: Any) -> bytes:
+        from werkzeug.exceptions import MethodNotAllowed, NotFound as RouteNotFound
+        if failure.check(RouteNotFound):
+            status, body = 404, {"status": 404, "error": "NotFound",
+                                 "message": f"no route for {request.method.decode()} "
+                                            f"{request.path.decode('utf-8', 'replace')}"}
+        elif failure.check(MethodNotAllowed):
+            status, body = 405, {"status": 405, "error": "MethodNotAllowed",
+                                 "message": f"{request.method.decode()} is not allowed on "
+                                            f"{request.path.decode('utf-8', 'replace')}"}
+        else:
+            status, body = self._error(failure.value, 0, failure)
+        request.setResponseCode(status)
+        request.setHeader(b"content-type", b"application/json")
+        return dumps(body)
+
+
+def _client_ip(request: IRequest) -> str:
+    addr = request.getClientAddress()
+    return getattr(addr, "host", None) or "unknown"
+
