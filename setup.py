@@ -14,8 +14,10 @@ setup(
     long_description=(HERE / "README.md").read_text(),
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
-    packages=find_packages(include=["helios", "helios.*"]) + ["helios.grammar"],
-    package_dir={"helios.grammar": "grammar"},
+    # twistd finds plugins only in an installed twisted/plugins: ship twisted_plugins/ there
+    # (it has no __init__.py of its own; Twisted provides the package).
+    packages=find_packages(include=["helios", "helios.*"]) + ["helios.grammar", "twisted.plugins"],
+    package_dir={"helios.grammar": "grammar", "twisted.plugins": "twisted_plugins"},
     package_data={"helios.grammar": ["*.lark", "README.md"]},
     install_requires=[
         "twisted>=23.10",
@@ -31,5 +33,6 @@ setup(
         "test": ["pytest>=8", "pytest-twisted>=1.14", "hypothesis>=6.100", "pytest-timeout>=2.2"],
         "bench": ["doltlite", "sqlglot"],
     },
+    entry_points={"console_scripts": ["helios = helios.cli:main"]},
     zip_safe=False,
 )

@@ -64,6 +64,7 @@ def site_for(resource: Any, max_body: int = DEFAULT_MAX_BODY) -> server.Site:
     site = server.Site(resource, requestFactory=factory)
     site.displayTracebacks = False
     site.noisy = False
+    site.log = lambda request: None        # HeliosAPI logs each request itself (with the principal)
     return site
 
 

@@ -107,13 +107,15 @@ class Store:
         self._nodes_count = 0
         self.stats = StoreStats()
         if self.path is None:
-            self._new_main()
+            self._new_main(self._next_ts())
         else:
             self._open_dir()
 
     # ---------------------------------------------------------------- opening
-    def _new_main(self) -> None:
-        self._branches[MAIN] = Branch(MAIN, parent=None, created_at=0, base=self.root_commit, snapshot_ts=0)
+    def _new_main(self, created_at: int = 0, bid: str | None = None) -> Branch:
+        b = self._branches[MAIN] = Branch(MAIN, parent=None, created_at=created_at, base=self.root_commit,
+                                          snapshot_ts=0, id=bid)
+        return b
 
     def _open_dir(self) -> None:
         assert self.path is not None
@@ -129,11 +131,16 @@ class Store:
             raise DatabaseLocked(f"database {self.path} is open in another process "
                                  f"(its LOCK file is held); close that process first") from None
         try:
+            fresh = not list_manifests(self.path) and not list_segments(self.path)
             wal_start = self._load_checkpoint()
             self._replay(wal_start)
             self._prune()
             segs = list_segments(self.path)
             self._log = LogWriter(self.path, (max(segs) + 1) if segs else max(wal_start, 1), fsync=self._fsync)
+            if fresh:                                  # the database's birth, so main has a creation time
+                main = self._branches[MAIN]
+                main.created_at = self._next_ts()
+                self._sync(self._log_record(("i", main.id, main.created_at)))
         except BaseException:
             self._release_lock()
             raise
@@ -231,6 +238,10 @@ class Store:
             self._last_ts = max(self._last_ts, created_at)
         elif kind == "x":
             self._branches.pop(rec[1], None)
+        elif kind == "i":
+            _, bid, created_at = rec
+            self._new_main(created_at, bid)
+            self._last_ts = max(self._last_ts, created_at)
         else:
             raise CorruptDatabase(f"unknown log record kind {kind!r}")
 
