@@ -22,12 +22,13 @@ setup(
     install_requires=[
         "twisted>=23.10",
         "klein>=23.5",
-        "lark>=1.1.9",
+        "lark>=1.3,<2",        # the parser plugs a custom lexer into Lark 1.3's interface
         "pyjwt>=2.8",
         "zope.interface>=6.0",
         "immutables>=0.20",
         "msgpack>=1.0.7",
         "orjson>=3.9",
+        "prometheus_client>=0.19",
     ],
     extras_require={
         "test": ["pytest>=8", "pytest-twisted>=1.14", "hypothesis>=6.100", "pytest-timeout>=2.2"],

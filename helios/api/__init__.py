@@ -1,11 +1,23 @@
 """The REST API (v1): a thin Klein adapter over ``EmbeddedDatabase``.
 
 The only layer that imports Klein or twisted.web. ``HeliosAPI`` is the Klein
-application (state on the instance); ``ApiServer`` runs or mounts it.
+application (state on the instance); ``ApiServer`` runs or mounts it. Names are
+imported lazily so that ``helios.api.auth`` (used by the CLI) does not load Klein.
 """
 from __future__ import annotations
 
-from .app import HeliosAPI
-from .server import ApiServer
+from typing import Any
 
-__all__ = ["ApiServer", "HeliosAPI"]
+_EXPORTS = {
+    "ApiServer": ".server", "HeliosAPI": ".app", "AuthMiddleware": ".auth", "Principal": ".auth",
+    "RateLimitMiddleware": ".ratelimit", "RateLimitConfig": ".ratelimit", "KeyStore": ".keystore",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'helios.api' has no attribute {name!r}")
+    from importlib import import_module
+    return getattr(import_module(module, __name__), name)

@@ -23,6 +23,7 @@ from twisted.web.iweb import IRequest
 from .. import __version__
 from ..embedded import EmbeddedDatabase
 from ..errors import BadRequest, HeliosError, PayloadTooLarge, TooManyRequests, Unauthorized
+from .metrics import ApiMetrics
 from .render import dumps, loads_object, rows_as
 
 log = Logger(namespace="helios.api")
@@ -105,8 +106,7 @@ class HeliosAPI:
 
     def __init__(self, db: EmbeddedDatabase, *, auth: Any = None, rate_limit: Any = None,
                  public_rate_limit: Any = None, heavy_rate_limit: Any = None,
-                 run: Callable[..., defer.Deferred] | None = None, max_body: int = DEFAULT_MAX_BODY,
-                 openapi: Callable[[], dict] | None = None) -> None:
+                 run: Callable[..., defer.Deferred] | None = None, max_body: int = DEFAULT_MAX_BODY) -> None:
         """``run(f, *args)`` runs blocking work off the reactor and returns a Deferred
         (the server passes a bounded thread pool; tests may pass a synchronous runner)."""
         self.db = db
@@ -116,18 +116,18 @@ class HeliosAPI:
         self.heavy_rate_limit = heavy_rate_limit
         self._run = run or (lambda f, *a: defer.maybeDeferred(f, *a))
         self.max_body = max_body
-        self._openapi = openapi
         self.ready = True
+        self.metrics = ApiMetrics(db)
 
     def resource(self) -> Any:
         """An IResource serving the API: mount it anywhere in a twisted.web site."""
         return self.app.resource()
 
     # ------------------------------------------------------------------ the common path
-    def _serve(self, request: IRequest, need: str | None, work: Callable[[Ctx], tuple[int, Any]], *,
+    def _serve(self, request: IRequest, route: str, need: str | None, work: Callable[[Ctx], tuple[int, Any]], *,
                body: str | None = None, heavy: bool = False) -> Any:
-        """``body``: None (no body), "required" or "optional". ``need``: the scope, or None
-        for public endpoints. Returns a Deferred firing with the response bytes."""
+        """``route`` labels metrics and logs; ``body``: None (no body), "required" or "optional";
+        ``need``: the scope, or None for public endpoints. Returns a Deferred of the response bytes."""
         t0 = time.perf_counter()
         rid = next(_request_ids)
         request.setHeader(b"x-request-id", str(rid).encode())
@@ -143,10 +143,10 @@ class HeliosAPI:
             if body is not None:
                 ctx.body = loads_object(self._read_body(request), required=body == "required")
         except Exception as exc:  # noqa: BLE001 - every failure becomes the canonical body
-            return self._finish(request, *self._error(exc, rid), t0, principal)
+            return self._finish(request, route, *self._error(exc, rid), t0, principal)
         d = self._run(work, ctx)
-        d.addCallbacks(lambda result: self._finish(request, result[0], result[1], t0, principal),
-                       lambda f: self._finish(request, *self._error(f.value, rid, f), t0, principal))
+        d.addCallbacks(lambda result: self._finish(request, route, result[0], result[1], t0, principal),
+                       lambda f: self._finish(request, route, *self._error(f.value, rid, f), t0, principal))
         return d
 
     def _authenticate(self, request: IRequest, need: str | None) -> Any:
@@ -205,8 +205,10 @@ class HeliosAPI:
         return 500, {"status": 500, "error": "InternalServerError",
                      "message": f"internal error (request id {rid}); the server log has the details"}
 
-    def _finish(self, request: IRequest, status: int, payload: Any, t0: float, principal: Any) -> bytes:
+    def _finish(self, request: IRequest, route: str, status: int, payload: Any, t0: float,
+                principal: Any) -> bytes:
         request.setResponseCode(status)
+        self.metrics.observe(route, request.method.decode(), status, time.perf_counter() - t0)
         if status == 429:
             retry = request.responseHeaders.getRawHeaders(b"retry-after")
             if not retry:
@@ -218,6 +220,8 @@ class HeliosAPI:
         else:
             request.setHeader(b"content-type", b"application/json")
             data = dumps(payload)
+        if isinstance(payload, bytes) and status < 400:
+            request.setHeader(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")
         who = "-" if principal is None else f"{principal.user_id}@{principal.tenant_id}"
         log.info("{method} {path} {status} {ms}ms {who}", method=request.method.decode(),
                  path=request.path.decode("utf-8", "replace"), status=status, ms=_elapsed_ms(t0), who=who)
@@ -238,13 +242,17 @@ class HeliosAPI:
 
     @app.route("/version", methods=["GET"])
     def version(self, request: IRequest) -> Any:
-        return self._serve(request, None, lambda ctx: (200, {"name": "HeliosDB Nano", "version": __version__,
+        return self._serve(request, "version", None, lambda ctx: (200, {"name": "HeliosDB Nano", "version": __version__,
                                                              "api_version": "v1"}))
+
+    @app.route("/metrics", methods=["GET"])
+    def prometheus(self, request: IRequest) -> Any:
+        return self._serve(request, "metrics", READ, lambda ctx: (200, self.metrics.render()))
 
     @app.route("/v1/openapi.json", methods=["GET"])
     def openapi(self, request: IRequest) -> Any:
         from .openapi import document
-        return self._serve(request, None, lambda ctx: (200, document()))
+        return self._serve(request, "openapi", None, lambda ctx: (200, document()))
 
     # ------------------------------------------------------------------ branches
     @app.route("/v1/branches", methods=["GET"])
@@ -252,7 +260,7 @@ class HeliosAPI:
         def work(ctx: Ctx) -> tuple[int, Any]:
             branches = [_branch_json(b) for b in self.db.list_branches()]
             return 200, {"total": len(branches), "branches": branches}
-        return self._serve(request, READ, work)
+        return self._serve(request, "list_branches", READ, work)
 
     @app.route("/v1/branches", methods=["POST"])
     def create_branch(self, request: IRequest) -> Any:
@@ -273,18 +281,18 @@ class HeliosAPI:
                                          read_only=options.get("read_only", False),
                                          isolated=options.get("isolated", False))
             return 201, _branch_json(info)
-        return self._serve(request, WRITE, work, body="required")
+        return self._serve(request, "create_branch", WRITE, work, body="required")
 
     @app.route("/v1/branches/<string:name>", methods=["GET"])
     def get_branch(self, request: IRequest, name: str) -> Any:
-        return self._serve(request, READ, lambda ctx: (200, _branch_json(self.db.get_branch(name))))
+        return self._serve(request, "get_branch", READ, lambda ctx: (200, _branch_json(self.db.get_branch(name))))
 
     @app.route("/v1/branches/<string:name>", methods=["DELETE"])
     def delete_branch(self, request: IRequest, name: str) -> Any:
         def work(ctx: Ctx) -> tuple[int, Any]:
             self.db.delete_branch(name)
             return 204, None
-        return self._serve(request, WRITE, work)
+        return self._serve(request, "delete_branch", WRITE, work)
 
     @app.route("/v1/branches/<string:source>/merge", methods=["POST"])
     def merge(self, request: IRequest, source: str) -> Any:
@@ -296,14 +304,14 @@ class HeliosAPI:
                 raise BadRequest("target and strategy must be strings")
             self.db.get_branch(target)
             return 200, _merge_json(self.db.merge(source, target, strategy, author=ctx.author))
-        return self._serve(request, WRITE, work, body="optional", heavy=True)
+        return self._serve(request, "merge", WRITE, work, body="optional", heavy=True)
 
     # ------------------------------------------------------------------ tables and data
     @app.route("/v1/branches/<string:name>/tables", methods=["GET"])
     def tables(self, request: IRequest, name: str) -> Any:
         def work(ctx: Ctx) -> tuple[int, Any]:
             return 200, {"tables": self.db.tables(name, _as_of_query(ctx.arg("as_of")))}
-        return self._serve(request, READ, work)
+        return self._serve(request, "tables", READ, work)
 
     @app.route("/v1/branches/<string:name>/tables/<string:table>/data", methods=["GET"])
     def read_data(self, request: IRequest, name: str, table: str) -> Any:
@@ -315,7 +323,7 @@ class HeliosAPI:
             columns, rows = rows_as(r["columns"], r["rows"], "object")
             return 200, {"columns": columns, "rows": rows, "total": r["total"], "page": r["page"],
                          "limit": r["limit"], "has_more": r["has_more"]}
-        return self._serve(request, READ, work)
+        return self._serve(request, "read_data", READ, work)
 
     @app.route("/v1/branches/<string:name>/tables/<string:table>/data", methods=["POST"])
     def insert_data(self, request: IRequest, name: str, table: str) -> Any:
@@ -324,7 +332,7 @@ class HeliosAPI:
             _fields(ctx.body, {"rows"}, "the insert")
             n = self.db.insert_rows(table, ctx.body.get("rows"), branch=name, author=ctx.author)
             return 201, {"inserted": n, "execution_time_ms": _elapsed_ms(t0)}
-        return self._serve(request, WRITE, work, body="required")
+        return self._serve(request, "insert_data", WRITE, work, body="required")
 
     @app.route("/v1/branches/<string:name>/tables/<string:table>/data", methods=["PUT"])
     def update_data(self, request: IRequest, name: str, table: str) -> Any:
@@ -334,7 +342,7 @@ class HeliosAPI:
             n = self.db.update_rows(table, ctx.body.get("values"), ctx.body.get("filter"), branch=name,
                                     author=ctx.author)
             return 200, {"updated": n, "execution_time_ms": _elapsed_ms(t0)}
-        return self._serve(request, WRITE, work, body="required")
+        return self._serve(request, "update_data", WRITE, work, body="required")
 
     @app.route("/v1/branches/<string:name>/tables/<string:table>/data", methods=["DELETE"])
     def delete_data(self, request: IRequest, name: str, table: str) -> Any:
@@ -343,7 +351,7 @@ class HeliosAPI:
             _fields(ctx.body, {"filter"}, "the delete")
             n = self.db.delete_rows(table, ctx.body.get("filter"), branch=name, author=ctx.author)
             return 200, {"deleted": n, "execution_time_ms": _elapsed_ms(t0)}
-        return self._serve(request, WRITE, work, body="required")
+        return self._serve(request, "delete_data", WRITE, work, body="required")
 
     # ------------------------------------------------------------------ SQL
     def _sql_fields(self, body: dict, allowed: set[str]) -> tuple[str, Any, int]:
@@ -374,7 +382,7 @@ class HeliosAPI:
             columns, rows = rows_as(r.columns, r.rows, row_format)
             return 200, {"columns": columns, "column_types": r.column_types, "rows": rows,
                          "row_count": r.row_count, "execution_time_ms": _elapsed_ms(t0)}
-        return self._serve(request, READ, work, body="required")
+        return self._serve(request, "query", READ, work, body="required")
 
     @app.route("/v1/branches/<string:name>/execute", methods=["POST"])
     def execute(self, request: IRequest, name: str) -> Any:
@@ -386,7 +394,7 @@ class HeliosAPI:
             return 200, {"statement_type": result.statement_type, "affected_rows": result.affected_rows,
                          "execution_time_ms": _elapsed_ms(t0),
                          "message": f"{result.statement_type} statement executed successfully on branch '{name}'"}
-        return self._serve(request, WRITE, work, body="required")
+        return self._serve(request, "execute", WRITE, work, body="required")
 
     # ------------------------------------------------------------------ anything else
     @app.handle_errors(Exception)

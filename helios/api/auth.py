@@ -222,7 +222,11 @@ class AuthMiddleware:
         return principal
 
     def _from_key(self, key: str) -> Principal | None:
-        """In-memory keys, then the key store (which re-reads its file, so no caching here)."""
+        """In-memory keys, then the key store (which re-reads its file, so no caching here).
+
+        Embedded keys have no structure to index by and are few, so each is compared
+        with :func:`hmac.compare_digest`; the store indexes by key id instead.
+        """
         if self._keys:
             digest = self._digest(key)
             for stored, principal in self._keys:

@@ -146,14 +146,19 @@ class KeyStore:
             return
         with self._lock:
             self._checked_at = now
-            if self._stat() == self._signature:
-                return
             try:
+                if self._stat() == self._signature:
+                    return
                 records, signature = self._read()
-            except CorruptDatabase as exc:
-                # Fail closed: a file we cannot read might hold revocations.
+            except (CorruptDatabase, OSError) as exc:
+                # Fail closed: a file we cannot read might hold revocations. Remember
+                # this version so the error is logged once, not every interval.
                 logger.error("%s; refusing every API key until it is fixed", exc)
-                self._install({}, None)
+                try:
+                    signature = self._stat()
+                except OSError:
+                    signature = None
+                self._install({}, signature)
                 return
             self._install(records, signature)
 

@@ -116,6 +116,9 @@ class RateLimitConfig:
                                  f"got {raw_window!r}") from None
         if max_requests < 1:
             raise ValueError(f"{ENV_MAX_REQUESTS} must be a positive integer, got {raw_max!r}")
+        if not (math.isfinite(window) and window > 0):
+            raise ValueError(f"{ENV_WINDOW_SECS} must be a positive number of seconds, "
+                             f"got {raw_window!r}")
         return cls(max_requests, window, min(base.burst, max_requests))
 
     @classmethod

@@ -123,8 +123,13 @@ class ApiServer:
         if self._pool is None:
             self._pool = ThreadPool(minthreads=1, maxthreads=self.threads, name="helios-query")
             self._pool.start()
-            self.reactor.addSystemEventTrigger("during", "shutdown", self._pool.stop)
+            self.reactor.addSystemEventTrigger("during", "shutdown", self._stop_pool)
         return deferToThreadPool(self.reactor, self._pool, f, *args)
+
+    def _stop_pool(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.stop()
 
     def resource(self) -> Any:
         """The API as an IResource, to mount in an existing site (``root.putChild(b"db", ...)``)."""
@@ -159,9 +164,7 @@ class ApiServer:
             d = defer.maybeDeferred(self.port.stopListening) if self.port is not None else defer.succeed(None)
 
             def close(_: Any) -> None:
-                if self._pool is not None:
-                    self._pool.stop()                   # joins the workers: in-flight queries finish
-                    self._pool = None
+                self._stop_pool()                       # joins the workers: in-flight queries finish
                 self.db.close()
             self._stopping = d.addCallback(close)
         result: defer.Deferred = defer.Deferred()

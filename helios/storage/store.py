@@ -105,6 +105,7 @@ class Store:
         self._manifest_no = 0
         self._nodes_len = 0
         self._nodes_count = 0
+        self._wal_totals = [0, 0, 0, 0.0]          # records, fsyncs, bytes, fsync seconds of closed segments
         self.stats = StoreStats()
         if self.path is None:
             self._new_main(self._next_ts())
@@ -551,6 +552,7 @@ class Store:
                 old_log = self._log
                 try:
                     old_log.close()                    # every buffered record written and fsync'd
+                    self._add_wal_totals(old_log)
                     self._log = LogWriter(self.path, old_log.number + 1, fsync=self._fsync)
                 except StorageFailed as exc:
                     self._failed = exc
@@ -627,6 +629,24 @@ class Store:
     @property
     def failed(self) -> BaseException | None:
         return self._failed
+
+    def _add_wal_totals(self, log: LogWriter) -> None:
+        st = log.stats
+        for i, v in enumerate((st.records, st.fsyncs, st.bytes, st.fsync_seconds)):
+            self._wal_totals[i] += v
+
+    def metrics(self) -> dict[str, float]:
+        """Counters for monitoring (the server exports them in Prometheus format)."""
+        records, fsyncs, nbytes, fsync_s = self._wal_totals
+        if self._log is not None:
+            st = self._log.stats
+            records, fsyncs, nbytes, fsync_s = records + st.records, fsyncs + st.fsyncs, \
+                nbytes + st.bytes, fsync_s + st.fsync_seconds
+        return {"commits": self.stats.commits, "log_records": records, "fsyncs": fsyncs, "log_bytes": nbytes,
+                "fsync_seconds": fsync_s, "checkpoints": self.stats.checkpoints,
+                "last_checkpoint_seconds": self.stats.last_checkpoint_seconds,
+                "last_checkpoint_bytes": self.stats.last_checkpoint_bytes,
+                "branches": len(self._branches), "failed": 0 if self._failed is None else 1}
 
     def __enter__(self) -> "Store":
         return self

@@ -224,3 +224,15 @@ def test_internal_errors_do_not_leak(client, monkeypatch):
     r = client.get("/v1/branches")
     body = assert_error(r, 500, "InternalServerError")
     assert "secret" not in body["message"] and r.headers["x-request-id"] in body["message"]
+
+
+def test_metrics_in_prometheus_format(client):
+    client.get("/v1/branches")
+    client.post("/v1/branches/main/execute", json={"sql": "INSERT INTO users VALUES (9, 'M', 1, 1)"})
+    r = client.get("/metrics")
+    assert r.status == 200 and r.headers["content-type"].startswith("text/plain; version=0.0.4")
+    text = r.body.decode()
+    assert 'helios_http_requests_total{method="GET",route="list_branches",status="200"} 1.0' in text
+    assert 'helios_http_request_duration_seconds_bucket{le="0.001",route="execute"}' in text
+    assert "helios_commits_total 3.0" in text          # CREATE TABLE, INSERT (fixture) and this INSERT
+    assert 'helios_rows{branch="main"} 4.0' in text and "helios_branches 1.0" in text
