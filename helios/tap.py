@@ -21,12 +21,11 @@ from twisted.application import service, strports
 from twisted.logger import Logger
 from twisted.python import usage
 from twisted.python.threadpool import ThreadPool
-from twisted.web import resource
 
 from .api.app import DEFAULT_MAX_BODY, HeliosAPI
 from .api.auth import AuthMiddleware
 from .api.ratelimit import RateLimitConfig, RateLimitMiddleware
-from .api.server import site_for
+from .api.server import StartingResource, site_for
 from .service import CheckpointService, DatabaseService
 from .sql.parser import parse
 
@@ -132,17 +131,6 @@ class ThreadPoolService(service.Service):
         self.pool.stop()                   # waits for work in flight
 
 
-class _Starting(resource.Resource):
-    """Answers 503 until the database is open (the port opens after it anyway)."""
-
-    isLeaf = True
-
-    def render(self, request: Any) -> bytes:
-        request.setResponseCode(503)
-        request.setHeader(b"content-type", b"application/json")
-        return b'{"status": 503, "error": "ServiceUnavailable", "message": "starting up"}'
-
-
 def first_run_admin_key(auth: AuthMiddleware, listen: str, out: Any = None) -> str | None:
     """With no JWT secret and no key yet, create an admin key and log it, once
     (the log, not stdout: a daemonised twistd has no terminal)."""
@@ -167,7 +155,7 @@ def makeService(options: Options) -> service.MultiService:
     data = Path(options["data"])
     data.mkdir(parents=True, exist_ok=True)
     top = HeliosService()
-    site = site_for(_Starting(), options["max-body"])
+    site = site_for(StartingResource(), options["max-body"])
     auth = None if options["no-auth"] else AuthMiddleware.from_env_or_default(str(data))
     if auth is not None:
         first_run_admin_key(auth, options["listen"])

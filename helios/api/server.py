@@ -14,7 +14,7 @@ from typing import Any
 from twisted.internet import defer, endpoints
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
-from twisted.web import server
+from twisted.web import resource, server
 
 from ..embedded import EmbeddedDatabase
 from .app import DEFAULT_MAX_BODY, HeliosAPI
@@ -59,9 +59,20 @@ class LimitedRequest(server.Request):
         super().allContentReceived()
 
 
-def site_for(resource: Any, max_body: int = DEFAULT_MAX_BODY) -> server.Site:
+class StartingResource(resource.Resource):
+    """Answers 503 until the database is open (the daemon swaps in the API then)."""
+
+    isLeaf = True
+
+    def render(self, request: Any) -> bytes:
+        request.setResponseCode(503)
+        request.setHeader(b"content-type", b"application/json")
+        return dumps({"status": 503, "error": "ServiceUnavailable", "message": "starting up: recovery in progress"})
+
+
+def site_for(root: Any, max_body: int = DEFAULT_MAX_BODY) -> server.Site:
     factory = type("HeliosRequest", (LimitedRequest,), {"max_body": max_body})
-    site = server.Site(resource, requestFactory=factory)
+    site = server.Site(root, requestFactory=factory)
     site.displayTracebacks = False
     site.noisy = False
     site.log = lambda request: None        # HeliosAPI logs each request itself (with the principal)
