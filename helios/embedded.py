@@ -15,7 +15,7 @@ from typing import Any, Iterable, Iterator
 
 from .errors import InvalidParameter, ReadOnlyBranch, SemanticError, TableNotFound, TransactionError
 from .sql import ast, dataops
-from .sql.engine import Engine, Result, bind_params, is_read_only, statement_type
+from .sql.engine import Engine, Result, bind_params, is_heavy, is_read_only, statement_type
 from .storage.branches import BranchInfo
 from .storage.merge import MergeResult
 from .storage.store import MAIN, Store, estimate_table_bytes
@@ -126,6 +126,10 @@ class EmbeddedDatabase:
                 last = tx._run(key, stmt, self._params(params, n), timeout_ms)
                 total += last.affected_rows
         return Result(statement_type=last.statement_type, affected_rows=total)
+
+    def is_heavy(self, sql: str) -> bool:
+        """Would this SQL count as a heavy operation for rate limiting (big LIMIT, many joins)?"""
+        return any(is_heavy(stmt) for _, stmt, _ in self._statements(sql))
 
     def executemany(self, sql: str, seq_of_params: Iterable[Any], *, branch: str = MAIN,
                     author: Any = None) -> Result:

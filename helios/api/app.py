@@ -125,9 +125,10 @@ class HeliosAPI:
 
     # ------------------------------------------------------------------ the common path
     def _serve(self, request: IRequest, route: str, need: str | None, work: Callable[[Ctx], tuple[int, Any]], *,
-               body: str | None = None, heavy: bool = False) -> Any:
+               body: str | None = None, heavy: bool | Callable[[dict], bool] = False) -> Any:
         """``route`` labels metrics and logs; ``body``: None (no body), "required" or "optional";
-        ``need``: the scope, or None for public endpoints. Returns a Deferred of the response bytes."""
+        ``need``: the scope, or None for public endpoints; ``heavy``: also take a token from the
+        heavy-operations bucket (or a function of the body deciding it). Returns a Deferred."""
         t0 = time.perf_counter()
         rid = next(_request_ids)
         request.setHeader(b"x-request-id", str(rid).encode())
@@ -137,11 +138,13 @@ class HeliosAPI:
         try:
             principal = self._authenticate(request, need)
             ctx.author = principal.author() if principal is not None and principal.method != "anonymous" else None
-            self._limit(request, principal, heavy)
+            self._limit(request, principal, heavy is True)
             if need is not None and self.auth is not None and self.auth.enabled:
                 self.auth.authorize(principal, need)
             if body is not None:
                 ctx.body = loads_object(self._read_body(request), required=body == "required")
+            if callable(heavy) and self._heavy(heavy, ctx.body):
+                self._limit_heavy(request, principal)
         except Exception as exc:  # noqa: BLE001 - every failure becomes the canonical body
             return self._finish(request, route, *self._error(exc, rid), t0, principal)
         d = self._run(work, ctx)
@@ -164,19 +167,36 @@ class HeliosAPI:
             self._limit(request, None, False)             # failed logins are limited by IP too
             raise
 
-    def _limit(self, request: IRequest, principal: Any, heavy: bool) -> None:
+    def _key(self, request: IRequest, principal: Any) -> tuple[Any, str]:
+        """(the bucket family, the caller's key in it)."""
         if principal is not None:
-            limiter, key = self.rate_limit, f"principal:{principal.method}:{principal.key_name or ''}:" \
-                                             f"{principal.user_id}:{principal.tenant_id}"
-        elif self.auth is not None and self.auth.enabled:
-            limiter, key = self.public_rate_limit, "ip:" + _client_ip(request)
-        else:                                             # no auth at all: every caller by IP
-            limiter, key = self.rate_limit, "ip:" + _client_ip(request)
+            return self.rate_limit, (f"principal:{principal.method}:{principal.key_name or ''}:"
+                                     f"{principal.user_id}:{principal.tenant_id}")
+        if self.auth is not None and self.auth.enabled:
+            return self.public_rate_limit, "ip:" + _client_ip(request)
+        return self.rate_limit, "ip:" + _client_ip(request)   # no auth at all: every caller by IP
+
+    @staticmethod
+    def _heavy(decide: Callable[[dict], bool], body: dict) -> bool:
+        try:
+            return bool(decide(body))
+        except HeliosError:
+            return False                   # unparsable SQL: the route itself will answer 400
+
+    def _limit_heavy(self, request: IRequest, principal: Any) -> None:
+        if self.heavy_rate_limit is not None:
+            self._apply([self.heavy_rate_limit.check("heavy:" + self._key(request, principal)[1])], request)
+
+    def _limit(self, request: IRequest, principal: Any, heavy: bool) -> None:
+        limiter, key = self._key(request, principal)
         decisions = []
         if limiter is not None:
             decisions.append(limiter.check(key))
         if heavy and self.heavy_rate_limit is not None:
             decisions.append(self.heavy_rate_limit.check("heavy:" + key))
+        self._apply(decisions, request)
+
+    def _apply(self, decisions: list, request: IRequest) -> None:
         for decision in decisions:
             for name, value in decision.headers().items():
                 request.setHeader(name.encode(), str(value).encode())
@@ -382,7 +402,8 @@ class HeliosAPI:
             columns, rows = rows_as(r.columns, r.rows, row_format)
             return 200, {"columns": columns, "column_types": r.column_types, "rows": rows,
                          "row_count": r.row_count, "execution_time_ms": _elapsed_ms(t0)}
-        return self._serve(request, "query", READ, work, body="required")
+        return self._serve(request, "query", READ, work, body="required",
+                           heavy=lambda body: isinstance(body.get("sql"), str) and self.db.is_heavy(body["sql"]))
 
     @app.route("/v1/branches/<string:name>/execute", methods=["POST"])
     def execute(self, request: IRequest, name: str) -> Any:

@@ -82,6 +82,24 @@ def bind_params(params: Any) -> tuple:
     return tuple(out)
 
 
+HEAVY_ROWS = 1000
+HEAVY_TABLES = 3
+
+
+def is_heavy(stmt: ast.Statement) -> bool:
+    """A query the API rate-limits as a heavy operation: LIMIT over 1000 rows, or more
+    than three tables joined."""
+    tables = 0
+    for node in walk(stmt, into_subqueries=True):
+        if isinstance(node, ast.TableRef):
+            tables += 1
+        elif isinstance(node, (ast.Select, ast.Compound, ast.Values)) and isinstance(node.limit, ast.Literal):
+            v = node.limit.value
+            if isinstance(v, (int, float)) and v > HEAVY_ROWS:
+                return True
+    return tables > HEAVY_TABLES
+
+
 def param_count(stmt: ast.Statement) -> int:
     return max((n.index for n in walk(stmt, into_subqueries=True) if isinstance(n, ast.Parameter)),
                default=0)

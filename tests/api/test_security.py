@@ -153,3 +153,17 @@ def test_merges_are_heavy_operations():
                             heavy_rate_limit=heavy)
     statuses = [client.post(f"/v1/branches/b{i}/merge", json={"target": "main"}).status for i in range(3)]
     assert statuses == [200, 200, 429]                            # burst 2
+
+
+def test_big_queries_are_heavy_operations():
+    clock = Clock()
+    db = _db()
+    heavy = RateLimitMiddleware(RateLimitConfig.heavy_operations(), clock=clock)
+    client, _ = make_client(db, rate_limit=RateLimitMiddleware(RateLimitConfig(6000, 60, 100), clock=clock),
+                            heavy_rate_limit=heavy)
+    light = {"sql": "SELECT * FROM users LIMIT 10"}
+    big = {"sql": "SELECT * FROM users LIMIT 5000"}
+    joins = {"sql": "SELECT count(*) FROM users a, users b, users c, users d"}
+    assert [client.post("/v1/branches/main/query", json=light).status for _ in range(5)] == [200] * 5
+    assert [client.post("/v1/branches/main/query", json=q).status for q in (big, joins, big)] == [200, 200, 429]
+    assert client.post("/v1/branches/main/query", json=light).status == 200

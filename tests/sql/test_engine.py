@@ -210,3 +210,24 @@ def test_durable_database_survives_reopen(tmp_path):
     with EmbeddedDatabase(path) as d:
         assert d.execute("SELECT * FROM t ORDER BY id").rows == [(1, "a"), (2, "b")]
         assert d.execute("SELECT * FROM v").rows == [("b",)]
+
+
+def test_select5_style_eight_table_join_finishes_fast():
+    """Comma joins of many tables with equality chains must hash-join, not nest loops."""
+    d = EmbeddedDatabase(":memory:")
+    for t in range(1, 9):
+        d.execute(f"CREATE TABLE t{t} (a{t} INTEGER PRIMARY KEY, b{t} INTEGER, x{t} TEXT)")
+        d.executemany(f"INSERT INTO t{t} VALUES ($1, $2, $3)", [(i, (i * 7 + t) % 500, f"r{i}") for i in range(500)])
+    where = " AND ".join(f"a{t} = b{t + 1}" for t in range(1, 8))
+    sql = f"SELECT count(*) FROM t1, t2, t3, t4, t5, t6, t7, t8 WHERE {where} AND a8 < 250"
+    t0 = time.monotonic()
+    r = d.execute(sql, timeout_ms=20_000)
+    assert time.monotonic() - t0 < 5
+    import sqlite3
+    ref = sqlite3.connect(":memory:")
+    for t in range(1, 9):
+        ref.execute(f"CREATE TABLE t{t} (a{t} INTEGER PRIMARY KEY, b{t} INTEGER, x{t} TEXT)")
+        ref.executemany(f"INSERT INTO t{t} VALUES (?, ?, ?)", [(i, (i * 7 + t) % 500, f"r{i}") for i in range(500)])
+    assert r.rows == ref.execute(sql).fetchall()
+    plan = "\n".join(x[0] for x in d.execute("EXPLAIN " + sql).rows)
+    assert plan.count("HashJoin") == 7 and "NestedLoopJoin" not in plan

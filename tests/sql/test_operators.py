@@ -1,0 +1,104 @@
+"""One contract for every operator: open(); next() gives batches, then [] for ever; close() twice is safe."""
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+from helios.sql import operators as ops
+from helios.sql.runtime import Runtime
+from helios.storage.schema import Column, IndexDef, TableSchema
+from helios.storage.store import Store
+
+
+@pytest.fixture(scope="module")
+def view():
+    store = Store(":memory:")
+    with store.write() as tx:
+        tx.create_table(TableSchema("t", (Column("k", "int8", False), Column("v", "text")), (0,),
+                                    (IndexDef("t_v", (1,)),)))
+        tx.bulk_insert("t", [(i, f"v{i % 7}") for i in range(3000)])
+    return store.snapshot()
+
+
+def _rt(view):
+    rt = Runtime()
+    rt.reset((), view, None, None)
+    return rt
+
+
+def _source(rows):
+    return ops.Rows(lambda: list(rows))
+
+
+def cases(view):
+    rt = _rt(view)
+    v = lambda: view  # noqa: E731
+    rows = [(i, i % 3) for i in range(2500)]
+    return {
+        "TableScan": (ops.TableScan(rt, "t", v), 3000),
+        "TableScan range": (ops.TableScan(rt, "t", v, lo=lambda: 10, hi=lambda: 19), 10),
+        "KeyLookup": (ops.KeyLookup(rt, "t", v, lambda: [1, 2, 5000]), 2),
+        "IndexScan": (ops.IndexScan(rt, "t", "t_v", v, points=lambda: ["v1"]), 429),
+        "Values": (ops.Values([[lambda r: 1], [lambda r: 2]]), 2),
+        "Rows": (_source(rows), 2500),
+        "Filter": (ops.Filter(_source(rows), lambda r: r[1] == 0), 834),
+        "Project": (ops.Project(_source(rows), [lambda r: r[0] * 2]), 2500),
+        "HashJoin": (ops.HashJoin(rt, _source(rows), _source([(0, "a"), (1, "b")]), lambda r: r[1],
+                                  lambda r: r[0], "INNER", 2), 1667),
+        "HashJoin LEFT": (ops.HashJoin(rt, _source(rows[:9]), _source([(0, "a")]), lambda r: r[1],
+                                       lambda r: r[0], "LEFT", 2), 9),
+        "NestedLoopJoin": (ops.NestedLoopJoin(rt, _source(rows[:50]), _source(rows[:40]), "INNER", 2,
+                                              lambda r: r[0] == r[2]), 40),
+        "HashAggregate": (ops.HashAggregate(rt, _source(rows), [lambda r: r[1]], []), 3),
+        "Sort": (ops.Sort(_source(rows), lambda r: -r[0]), 2500),
+        "TopN": (ops.TopN(rt, _source(rows), lambda r: -r[0], lambda: 5), 5),
+        "Limit": (ops.Limit(_source(rows), lambda: 1500, lambda: 100), 1500),
+        "Distinct": (ops.Distinct(_source(rows), 1), 2500),
+        "SetOp": (ops.SetOp(_source(rows), _source(rows[:10]), "EXCEPT"), 2490),
+    }
+
+
+def test_every_operator_class_is_covered(view):
+    classes = {c for _, c in inspect.getmembers(ops, inspect.isclass)
+               if issubclass(c, ops.Operator) and c is not ops.Operator}
+    covered = {type(op) for op, _ in cases(view).values()}
+    assert classes == covered
+
+
+NAMES = ["TableScan", "TableScan range", "KeyLookup", "IndexScan", "Values", "Rows", "Filter", "Project",
+         "HashJoin", "HashJoin LEFT", "NestedLoopJoin", "HashAggregate", "Sort", "TopN", "Limit", "Distinct",
+         "SetOp"]
+
+
+def test_names_match_cases(view):
+    assert sorted(NAMES) == sorted(cases(view))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_operator_contract(view, name):
+    op, expected = cases(view)[name]
+    assert op.next() == []                         # before open: nothing
+    op.open()
+    total = 0
+    while True:
+        batch = op.next()
+        assert isinstance(batch, list)
+        if not batch:
+            break
+        assert all(isinstance(r, tuple) for r in batch)
+        total += len(batch)
+    assert total == expected
+    assert op.next() == [] and op.next() == []     # the end stays the end
+    op.close()
+    op.close()                                     # safe twice
+    assert op.next() == []
+
+
+def test_close_before_the_end_releases_children(view):
+    src = _source([(i,) for i in range(5000)])
+    op = ops.Filter(src, lambda r: True)
+    op.open()
+    assert op.next()
+    op.close()
+    assert src._closed and op.next() == []
