@@ -142,3 +142,62 @@ def test_no_auth_is_refused_off_loopback(tmp_path):
     r = subprocess.run([TWISTD, "-n", "--pidfile=", "helios", "--data", str(tmp_path / "d"), "--no-auth",
                         "--listen", "tcp:0:interface=0.0.0.0"], capture_output=True, text=True, timeout=30)
     assert r.returncode != 0 and "--no-auth is only allowed on a loopback interface" in r.stdout + r.stderr
+
+
+def test_second_signal_exits_at_once_and_loses_nothing(tmp_path):
+    s = LiveServer(tmp_path / "data", extra=["--rate-limit", "off"]).start()
+    s.post("/v1/branches/main/execute", {"sql": "CREATE TABLE n (i INTEGER PRIMARY KEY)"})
+    assert s.post("/v1/branches/main/tables/n/data", {"rows": [{"i": i} for i in range(400)]}).status == 201
+    def long_query() -> None:
+        try:
+            s.post("/v1/branches/main/query", {"sql": "SELECT count(*) FROM n a, n b, n c", "timeout_ms": 60_000},
+                   timeout=90)
+        except OSError:
+            pass                                      # the server went away mid-query: expected here
+    slow = threading.Thread(target=long_query)
+    slow.start()
+    time.sleep(0.5)                                   # the query is running: a clean stop would wait for it
+    s.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    t = time.monotonic()
+    s.proc.send_signal(signal.SIGTERM)
+    code = s.proc.wait(10)
+    assert time.monotonic() - t < 3 and code != 0
+    assert "second signal, exiting now" in s.log()
+    slow.join(90)
+    again = LiveServer(tmp_path / "data", extra=["--rate-limit", "off"]).start()
+    again.key = s.key
+    try:
+        assert again.post("/v1/branches/main/query", {"sql": "SELECT count(*) AS c FROM n"}).json()["rows"] == [{"c": 400}]
+    finally:
+        again.stop()
+
+
+def test_client_disconnect_cancels_its_query(tmp_path):
+    import json
+    import socket
+    s = LiveServer(tmp_path / "data", extra=["--no-auth", "--rate-limit", "off"]).start()
+    try:
+        s.post("/v1/branches/main/execute", {"sql": "CREATE TABLE n (i INTEGER PRIMARY KEY)"})
+        s.post("/v1/branches/main/tables/n/data", {"rows": [{"i": i} for i in range(400)]})
+        body = json.dumps({"sql": "SELECT count(*) FROM n a, n b, n c", "timeout_ms": 60_000}).encode()
+        sock = socket.create_connection(("127.0.0.1", s.port))
+        sock.sendall(b"POST /v1/branches/main/query HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        time.sleep(0.5)
+        sock.close()                                  # the client gives up
+        t = time.monotonic()
+        while "POST /v1/branches/main/query 499" not in s.log():
+            assert time.monotonic() - t < 5, s.log()[-2000:]
+            time.sleep(0.05)
+        assert s.get("/health").status == 200
+
+        def cpu_seconds() -> float:
+            fields = Path(f"/proc/{s.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        time.sleep(0.3)
+        before = cpu_seconds()
+        time.sleep(1.0)
+        assert cpu_seconds() - before < 0.3          # the cross join stopped; it is not burning a core
+    finally:
+        s.stop()

@@ -22,7 +22,7 @@ from twisted.web.iweb import IRequest
 
 from .. import __version__
 from ..embedded import EmbeddedDatabase
-from ..errors import BadRequest, HeliosError, PayloadTooLarge, TooManyRequests, Unauthorized
+from ..errors import BadRequest, HeliosError, PayloadTooLarge, QueryCancelled, TooManyRequests, Unauthorized
 from .metrics import ApiMetrics
 from .render import dumps, loads_object, rows_as
 
@@ -215,6 +215,8 @@ class HeliosAPI:
         return content.read()
 
     def _error(self, exc: BaseException, rid: int, failure: Any = None) -> tuple[int, dict]:
+        if isinstance(exc, defer.CancelledError):          # the client went away; Klein cancelled us
+            exc = QueryCancelled("the client disconnected before the answer was ready")
         if isinstance(exc, HeliosError):
             body = exc.to_body()
             if isinstance(exc, TooManyRequests):

@@ -177,8 +177,9 @@ class Store:
         assert self.path is not None
         t0 = time.monotonic()
         nodes_path = self.path / m["nodes_file"]
+        mb = m["nodes_len"] / 1e6
         objs = load_nodes(nodes_path, m["nodes_len"], self.root_commit, progress=lambda i, n: self._progress(
-            f"recovery: loaded {i:,} of {n:,} checkpoint records"))
+            f"recovery: loaded {i:,} of {n:,} checkpoint records ({mb:.1f} MB checkpoint)"))
         self._nodes_len, self._nodes_count = m["nodes_len"], len(objs)
         for obj in objs:
             if isinstance(obj, Commit):
@@ -199,7 +200,7 @@ class Store:
                 b.add(c)
             b.visible = len(b.commits)
             self._branches[name] = b
-        self._progress(f"recovery: checkpoint with {len(objs):,} records loaded in "
+        self._progress(f"recovery: checkpoint of {len(objs):,} records ({mb:.1f} MB) loaded in "
                        f"{time.monotonic() - t0:.2f}s")
 
     def _replay(self, wal_start: int) -> None:
@@ -209,12 +210,16 @@ class Store:
                 continue
             path = segment_path(self.path, number)
             records = read_segment(path, repair=True)
+            mb = path.stat().st_size / 1e6
+            done_bytes = 0
             for i, payload in enumerate(records):
                 self._apply_record(codec.unpack(payload, where=f"log record {i} of {path}"))
+                done_bytes += len(payload) + 8
                 if i and i % 10_000 == 0:
-                    self._progress(f"recovery: replayed {i:,} of {len(records):,} records of {path.name}")
+                    self._progress(f"recovery: replayed {i:,} of {len(records):,} records of {path.name} "
+                                   f"({done_bytes / 1e6:.1f} of {mb:.1f} MB)")
             if records:
-                self._progress(f"recovery: replayed {len(records):,} records of {path.name}")
+                self._progress(f"recovery: replayed {len(records):,} records of {path.name} ({mb:.1f} MB)")
 
     def _apply_record(self, rec: tuple) -> None:
         kind = rec[0]

@@ -233,3 +233,21 @@ def test_memory_database_touches_no_disk(tmp_path, monkeypatch):
     db.checkpoint()
     db.close()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_recovery_reports_progress(tmp_path):
+    db = _new(tmp_path / "db", fsync=lambda fd: None)      # durability is not what this test is about
+    with db.write() as tx:
+        tx.bulk_insert("users", [(i, f"u{i}", f"{i}@x") for i in range(60_000)])
+    db.checkpoint()
+    for i in range(25_000):
+        with db.write() as tx:
+            tx.update("users", i, (i, "v", f"{i}@x"))
+    db.close(checkpoint=False)
+    lines: list[str] = []
+    db = Store(tmp_path / "db", progress=lines.append)
+    assert any("loaded" in l and "checkpoint records" in l and "MB" in l for l in lines), lines
+    replay = [l for l in lines if l.startswith("recovery: replayed")]
+    assert len(replay) >= 3 and "of 25,000 records" in replay[0] and "MB)" in replay[0]
+    assert rows_of(db)[5][1] == "v"
+    db.close()
