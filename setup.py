@@ -31,7 +31,9 @@ setup(
         "prometheus_client>=0.19",
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-twisted>=1.14", "hypothesis>=6.100", "pytest-timeout>=2.2"],
+        "test": ["pytest>=8", "pytest-twisted>=1.14", "hypothesis>=6.100", "pytest-timeout>=2.2",
+                 "openapi-spec-validator>=0.7", "jsonschema>=4.18"],
+        "fuzz": ["schemathesis>=4.32,<5"],
         "bench": ["doltlite", "sqlglot"],
     },
     entry_points={"console_scripts": ["helios = helios.cli:main"]},

@@ -30,7 +30,10 @@ def test_cli_key_works_and_revocation_takes_effect_on_the_running_server(tmp_pat
         assert key.startswith("sk_")
         listing = _cli("keys", "list", "--data", str(data))
         assert "ci" in listing.stdout and key not in listing.stdout
-        assert s.get("/v1/branches", headers={"X-API-Key": key}).status == 200
+        t = time.monotonic()
+        while s.get("/v1/branches", headers={"X-API-Key": key}).status != 200:   # the server re-reads the store
+            assert time.monotonic() - t < 1.0, "a new key was not accepted within a second"
+            time.sleep(0.05)
         assert _cli("keys", "revoke", "--data", str(data), "--name", "ci").returncode == 0
         t = time.monotonic()
         while s.get("/v1/branches", headers={"X-API-Key": key}).status != 401:

@@ -289,7 +289,8 @@ class HeliosAPI:
         def work(ctx: Ctx) -> tuple[int, Any]:
             b = ctx.body
             _fields(b, {"name", "parent", "snapshot_id", "options"}, "the branch")
-            options = b.get("options") or {}
+            options = b.get("options")
+            options = {} if options is None else options
             if not isinstance(options, dict):
                 raise BadRequest("options must be an object")
             _fields(options, {"read_only", "isolated"}, "options")
@@ -428,9 +429,12 @@ class HeliosAPI:
                                  "message": f"no route for {request.method.decode()} "
                                             f"{request.path.decode('utf-8', 'replace')}"}
         elif failure.check(MethodNotAllowed):
+            allowed = sorted(failure.value.valid_methods or [])
+            request.setHeader(b"allow", ", ".join(allowed).encode())
             status, body = 405, {"status": 405, "error": "MethodNotAllowed",
                                  "message": f"{request.method.decode()} is not allowed on "
-                                            f"{request.path.decode('utf-8', 'replace')}"}
+                                            f"{request.path.decode('utf-8', 'replace')}; allowed: "
+                                            f"{', '.join(allowed)}"}
         else:
             status, body = self._error(failure.value, 0, failure)
         request.setResponseCode(status)

@@ -49,16 +49,16 @@ class Catalog:
 
     def has_table(self, name: str) -> bool:
         real = self._table_name(name)
-        self.deps[("table", name.lower())] = None if real is None else self._view.schema(real)
+        self.deps[("table", name.lower())] = (real, None if real is None else self._view.schema(real))
         return real is not None
 
     def schema(self, name: str) -> TableSchema:
         real = self._table_name(name)
         if real is None:
-            self.deps[("table", name.lower())] = None
+            self.deps[("table", name.lower())] = (None, None)
             raise UnknownTable(f"no such table: {name}")
         schema = self._view.schema(real)
-        self.deps[("table", name.lower())] = schema
+        self.deps[("table", name.lower())] = (real, schema)
         return schema
 
     def table_name(self, name: str) -> str:
@@ -81,16 +81,20 @@ class Catalog:
 
 
 def deps_valid(deps: dict[tuple[str, str], Any], view: Any) -> bool:
-    """Are the schemas and views a plan was made against still those of ``view``?"""
-    names: dict[str, str] | None = None
+    """Are the schemas and views a plan was made against still those of ``view``?
+
+    Runs before every cached execution, so the common case (the table exists under
+    the same spelling with the same schema object) is one dict lookup."""
+    tables = view.state.tables
     for (kind, name), token in deps.items():
         if kind == "table":
-            if names is None:
-                names = {n.lower(): n for n in view.table_names()}
-            real = names.get(name)
-            current = None if real is None else view.schema(real)
-            if current is not token:
-                return False
+            real, schema = token
+            if real is not None:
+                t = tables.get(real)
+                if t is None or t.schema is not schema:
+                    return False
+            elif any(n.lower() == name for n in tables.keys()):
+                return False                       # a table that was missing exists now
         elif view.get_object(VIEW_PREFIX + name) != token:
             return False
     return True

@@ -115,6 +115,8 @@ class Compiler:
     def static_type(self, e: ast.Expr, scope: Scope | None) -> str | None:
         """The client type of ``e`` when it is known without running it."""
         if isinstance(e, ast.Literal):
+            if isinstance(e.value, bool):
+                return "int8"                # TRUE/FALSE are the integers 1/0, as in SQLite
             return None if e.value is None else value_type_name(e.value)
         if isinstance(e, ast.ColumnRef) and scope is not None:
             try:

@@ -240,6 +240,8 @@ class Engine:
 
 def _column_types(static: list[str | None], rows: list[tuple]) -> list[str]:
     """Static types where known, else the type of the column's first non-NULL value."""
+    if None not in static and "any" not in static:
+        return list(static)  # type: ignore[arg-type]
     out = []
     for i, t in enumerate(static):
         if t is None or t == "any":

@@ -597,14 +597,15 @@ class Planner:
     def _source_op(self, src: Source, scope: Scope, outer: Scope | None,
                    order_hint: tuple[str, bool] | None) -> tuple[Factory, str, bool]:
         """(factory, access kind: lookup | range | scan, presorted by ``order_hint``)."""
-        filters = [self.compiler.predicate(c, scope) for c in src.pushed]
-        pred = self._conjunction(filters) if filters else None
         if src.subplan is not None:
             sub = src.subplan
             make: Factory = lambda: Rows(sub.run, f"Subquery {src.alias}")  # noqa: E731
-            kind, presorted = "scan", False
+            kind, presorted, implied = "scan", False, None
         else:
-            make, kind, presorted = self._access_path(src, scope, order_hint)
+            make, kind, presorted, implied = self._access_path(src, scope, order_hint)
+        # An equality the key lookup already guarantees need not be checked again per row.
+        filters = [self.compiler.predicate(c, scope) for c in src.pushed if c is not implied]
+        pred = self._conjunction(filters) if filters else None
         if pred is None:
             return make, kind, presorted
         base = make
@@ -623,7 +624,8 @@ class Planner:
         return at
 
     def _access_path(self, src: Source, scope: Scope,
-                     order_hint: tuple[str, bool] | None) -> tuple[Factory, str, bool]:
+                     order_hint: tuple[str, bool] | None) -> tuple[Factory, str, bool, ast.Expr | None]:
+        """(factory, kind, presorted, the conjunct an exact key lookup makes redundant)."""
         rt, table = self.rt, src.table
         schema = self.catalog.schema(table)  # type: ignore[arg-type]
         view = self._view_fn(src)
@@ -637,34 +639,37 @@ class Planner:
             col, op, value_fns = access
             if col == pk_col:
                 rank = 0 if op in ("=", "IN") else 2
-                best = min(best or (9,), (rank, "pk", col, op, value_fns), key=lambda x: x[0])
+                best = min(best or (9,), (rank, "pk", col, op, value_fns, c), key=lambda x: x[0])
             else:
                 ix = next((i for i in schema.indexes if i.columns[0] == col), None)
                 if ix is not None:
                     rank = 1 if op in ("=", "IN") else 3
-                    best = min(best or (9,), (rank, ix.name, col, op, value_fns), key=lambda x: x[0])
+                    best = min(best or (9,), (rank, ix.name, col, op, value_fns, c), key=lambda x: x[0])
         reverse = presorted = False
         if order_hint is not None and pk_col is not None and \
                 schema.columns[pk_col].name.lower() == order_hint[0].lower() and \
                 (best is None or best[1] == "pk"):
             reverse, presorted = order_hint[1], True
         if best is None:
-            return (lambda: TableScan(rt, table, view, reverse=reverse)), "scan", presorted
-        _, where, col, op, value_fns = best
+            return (lambda: TableScan(rt, table, view, reverse=reverse)), "scan", presorted, None
+        _, where, col, op, value_fns, conjunct = best
         fam = family(schema.columns[col].type)
+        # The lookup is exact (same equality, values normalised as the comparison would) only
+        # for typed key columns; otherwise keep checking the condition on each row.
+        implied = conjunct if op in ("=", "IN") and fam is not None else None
         if where == "pk":
             if op in ("=", "IN"):
                 keys = _keys_fn(value_fns, fam)
-                return (lambda: KeyLookup(rt, table, view, keys)), "lookup", presorted and not reverse
+                return (lambda: KeyLookup(rt, table, view, keys)), "lookup", presorted and not reverse, implied
             lo, hi, lo_inc, hi_inc = _range_fns(op, value_fns, fam)
             return (lambda: TableScan(rt, table, view, lo=lo, hi=hi, lo_inclusive=lo_inc,
-                                      hi_inclusive=hi_inc, reverse=reverse)), "range", presorted
+                                      hi_inclusive=hi_inc, reverse=reverse)), "range", presorted, None
         if op in ("=", "IN"):
             keys = _keys_fn(value_fns, fam)
-            return (lambda: IndexScan(rt, table, where, view, points=keys)), "lookup", False
+            return (lambda: IndexScan(rt, table, where, view, points=keys)), "lookup", False, implied
         lo, hi, lo_inc, hi_inc = _range_fns(op, value_fns, fam)
         return (lambda: IndexScan(rt, table, where, view, lo=lo, hi=hi, lo_inclusive=lo_inc,
-                                  hi_inclusive=hi_inc)), "range", False
+                                  hi_inclusive=hi_inc)), "range", False, None
 
     def match_access(self, c: ast.Expr, scope: Scope):
         """(column position, op, value functions) when ``c`` bounds one column by values

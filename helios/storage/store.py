@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from ..errors import (BranchExists, BranchInUse, BranchNotFound, CorruptDatabase, DatabaseClosed,
-                      DatabaseLocked, HistoryExpired, InvalidMerge, MergeConflict, ReadOnlyBranch,
-                      StorageFailed, WriteConflict)
+                      DatabaseLocked, HistoryExpired, InvalidMerge, InvalidParameter, MergeConflict,
+                      ReadOnlyBranch, StorageFailed, WriteConflict)
 from . import codec
 from .branches import Branch, BranchInfo, BranchStats, check_branch_name
 from .checkpoint import (NodeWriter, list_manifests, load_nodes, manifest_path, read_manifest,
@@ -45,7 +45,15 @@ NODES_FILE = "nodes.dat"
 DEFAULT_CHECKPOINT_BYTES = 64 << 20
 
 
+MAX_SECONDS = 253_402_300_799          # 9999-12-31T23:59:59Z: a bound every client can represent
+
+
 def to_micros(seconds: float) -> int:
+    """Unix seconds -> microseconds; a moment outside years 1970-9999 (or NaN) is a bad request."""
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or \
+            not (0 <= seconds <= MAX_SECONDS):          # NaN fails every comparison
+        raise InvalidParameter(f"a point in time must be Unix seconds between 0 and {MAX_SECONDS}, "
+                               f"got {seconds!r}")
     return int(round(seconds * 1_000_000))
 
 

@@ -236,3 +236,18 @@ def test_metrics_in_prometheus_format(client):
     assert 'helios_http_request_duration_seconds_bucket{le="0.001",route="execute"}' in text
     assert "helios_commits_total 3.0" in text          # CREATE TABLE, INSERT (fixture) and this INSERT
     assert 'helios_rows{branch="main"} 4.0' in text and "helios_branches 1.0" in text
+
+
+@pytest.mark.parametrize("as_of", ["1e308", "inf", "nan", "-5"])
+def test_impossible_moments_are_bad_requests(client, as_of):
+    assert_error(client.get("/v1/branches/main/tables", query={"as_of": as_of}), 400, "BadRequest")
+    assert_error(client.get(USERS, query={"as_of": as_of}), 400, "BadRequest")
+    assert_error(client.post("/v1/branches", json={"name": "x", "snapshot_id": float(as_of)}), 400, "BadRequest")
+    sql = f"SELECT 1 FROM users AS OF SYSTEM TIME {as_of}"
+    assert_error(client.post("/v1/branches/main/query", json={"sql": sql}), 400, "BadRequest")
+
+
+def test_method_not_allowed_names_the_allowed_methods(client):
+    r = client.request("PATCH", "/v1/branches")
+    assert_error(r, 405, "MethodNotAllowed")
+    assert set(r.headers["allow"].split(", ")) >= {"GET", "POST"}
