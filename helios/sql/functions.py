@@ -21,6 +21,7 @@ import struct
 from collections.abc import Callable, Iterable
 from fractions import Fraction
 from functools import lru_cache
+from itertools import accumulate
 from typing import Any, Final
 
 from helios.errors import SemanticError, UnprocessableEntity
@@ -851,6 +852,9 @@ class Count:
         if value is not None:
             self.n += 1
 
+    def step_many(self, values: list) -> None:
+        self.n += len(values) - values.count(None)
+
     def final(self) -> int:
         return self.n
 
@@ -866,6 +870,10 @@ class CountStar:
 
     def step(self) -> None:
         self.n += 1
+
+    def add_rows(self, n: int) -> None:
+        """``n`` rows at once (a whole group)."""
+        self.n += n
 
     def final(self) -> int:
         return self.n
@@ -906,6 +914,25 @@ class Sum:
             self.rsum += to_real(value)
             self.approx = True
 
+    def step_many(self, values: list) -> None:
+        """The same as ``step`` on each value, in C where the values are all integers:
+        the real sum adds them in order, the integer sum checks every prefix for overflow."""
+        ints = [v for v in values if v is not None]
+        if any(type(v) is not int for v in ints):
+            for v in values:
+                self.step(v)
+            return
+        if not ints:
+            return
+        self.count += len(ints)
+        self.rsum = sum(map(float, ints), self.rsum)
+        if not (self.approx or self.overflow):
+            prefix = list(accumulate(ints, initial=self.isum))
+            if min(prefix) < INT8_MIN or max(prefix) > INT8_MAX:
+                self.approx = self.overflow = True
+            else:
+                self.isum = prefix[-1]
+
     def final(self) -> int | float | None:
         if self.count == 0:
             return None
@@ -945,6 +972,15 @@ class Min:
         if value is not None and (self.best is None or compare(self.best, value) > 0):
             self.best = value
 
+    def step_many(self, values: list) -> None:
+        present = [v for v in values if v is not None]
+        if present and all(type(v) is int or type(v) is float for v in present):
+            candidate = min(present)                   # the first of equal minima, as step keeps
+            self.step(candidate)
+        else:
+            for v in present:
+                self.step(v)
+
     def final(self) -> Value:
         return self.best
 
@@ -961,6 +997,14 @@ class Max:
     def step(self, value: Value) -> None:
         if value is not None and (self.best is None or compare(self.best, value) < 0):
             self.best = value
+
+    def step_many(self, values: list) -> None:
+        present = [v for v in values if v is not None]
+        if present and all(type(v) is int or type(v) is float for v in present):
+            self.step(max(present))
+        else:
+            for v in present:
+                self.step(v)
 
     def final(self) -> Value:
         return self.best

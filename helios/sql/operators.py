@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import heapq
 from abc import ABC, abstractmethod
-from typing import Any, Callable, Iterator, Sequence
+from operator import itemgetter
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from .runtime import Runtime
 
@@ -373,32 +374,54 @@ class HashAggregate(Operator):
         self.rt, self.keys, self.aggs = rt, keys, aggs
 
     def _batches(self) -> Iterator[Batch]:
+        """Rows are first bucketed by group key, then each aggregate consumes a group's
+        values at once (``step_many``: C builtins where the values allow)."""
         keys, aggs, check = self.keys, self.aggs, self.rt.check
-        nkeys = len(keys)
-        groups: dict = {}
-        if nkeys == 1:
+        if len(keys) == 1:
             k0 = keys[0]
-            keyfn: Callable[[Row], Any] = lambda r: (k0(r),)  # noqa: E731
-        else:
+            keyfn: Callable[[Row], Any] | None = lambda r: (k0(r),)  # noqa: E731
+        elif keys:
             keyfn = lambda r: tuple([k(r) for k in keys])  # noqa: E731
-        steppers = [(i, args) for i, (_, args) in enumerate(aggs)]
+        else:
+            keyfn = None
+        groups: dict = {}
         for batch in self._drain(self.children[0]):
             check()
+            if keyfn is None:
+                groups.setdefault((), []).extend(batch)
+                continue
             for r in batch:
-                k = keyfn(r) if nkeys else ()
-                state = groups.get(k)
-                if state is None:
-                    state = groups[k] = [factory() for factory, _ in aggs]
-                for i, args in steppers:
-                    if not args:
-                        state[i].step()
-                    elif len(args) == 1:
-                        state[i].step(args[0](r))
+                k = keyfn(r)
+                bucket = groups.get(k)
+                if bucket is None:
+                    groups[k] = [r]
+                else:
+                    bucket.append(r)
+        if not groups and not keys:
+            groups[()] = []
+        out = []
+        for k, rows in groups.items():
+            results = []
+            for factory, args in aggs:
+                agg = factory()
+                if not args:
+                    agg.add_rows(len(rows))                 # count(*)
+                elif len(args) == 1:
+                    a0 = args[0]
+                    values = [a0(r) for r in rows]
+                    step_many = getattr(agg, "step_many", None)
+                    if step_many is not None:
+                        step_many(values)
                     else:
-                        state[i].step(*[a(r) for a in args])
-        if not groups and not nkeys:
-            groups[()] = [factory() for factory, _ in aggs]
-        out = [k + tuple(s.final() for s in state) for k, state in groups.items()]
+                        for v in values:
+                            agg.step(v)
+                else:
+                    for r in rows:
+                        agg.step(*[a(r) for a in args])
+                results.append(agg.final())
+            out.append(k + tuple(results))
+            if len(out) % BATCH == 0:
+                check()
         for i in range(0, len(out), BATCH):
             yield out[i:i + BATCH]
 
@@ -406,15 +429,48 @@ class HashAggregate(Operator):
         return f"HashAggregate keys={len(self.keys)} aggregates={len(self.aggs)}"
 
 
+class ColumnOrder:
+    """ORDER BY one column whose values compare directly (all numbers, or all text):
+    sort the non-NULL rows by ``itemgetter`` in C and put the NULLs at their end."""
+
+    __slots__ = ("position", "descending", "nulls_first", "getter")
+
+    def __init__(self, position: int, descending: bool, nulls_first: bool) -> None:
+        self.position, self.descending, self.nulls_first = position, descending, nulls_first
+        self.getter = itemgetter(position)
+
+    def split(self, rows: Iterable[Row]) -> tuple[list[Row], list[Row]]:
+        p = self.position
+        values, nulls = [], []
+        for r in rows:
+            (nulls if r[p] is None else values).append(r)
+        return values, nulls
+
+    def sort(self, rows: Iterable[Row]) -> list[Row]:
+        values, nulls = self.split(rows)
+        values.sort(key=self.getter, reverse=self.descending)
+        return nulls + values if self.nulls_first else values + nulls
+
+    def top(self, rows: Iterable[Row], n: int) -> list[Row]:
+        values, nulls = self.split(rows)
+        pick = heapq.nlargest if self.descending else heapq.nsmallest
+        if self.nulls_first:
+            return (nulls + pick(max(0, n - len(nulls)), values, key=self.getter))[:n]
+        return (pick(n, values, key=self.getter) + nulls)[:n]
+
+
 class Sort(Operator):
-    def __init__(self, child: Operator, key: Callable[[Row], Any], reverse: bool = False) -> None:
+    def __init__(self, child: Operator, key: Any, reverse: bool = False) -> None:
         super().__init__()
         self.children = (child,)
         self.key, self.reverse = key, reverse
 
     def _batches(self) -> Iterator[Batch]:
         rows = [r for batch in self._drain(self.children[0]) for r in batch]
-        rows.sort(key=self.key, reverse=self.reverse)
+        if isinstance(self.key, ColumnOrder):
+            rows = self.key.sort(rows)
+        else:
+            rows.sort(key=self.key, reverse=self.reverse)
         for i in range(0, len(rows), BATCH):
             yield rows[i:i + BATCH]
 
@@ -422,7 +478,7 @@ class Sort(Operator):
 class TopN(Operator):
     """ORDER BY ... LIMIT n with a bounded heap: O(rows log n), not a full sort."""
 
-    def __init__(self, rt: Runtime, child: Operator, key: Callable[[Row], Any], n: Callable[[], int],
+    def __init__(self, rt: Runtime, child: Operator, key: Any, n: Callable[[], int],
                  reverse: bool = False) -> None:
         super().__init__()
         self.children = (child,)
@@ -434,6 +490,9 @@ class TopN(Operator):
         if n <= 0:
             for _ in rows:
                 pass
+            return
+        if isinstance(self.key, ColumnOrder):
+            yield self.key.top(rows, n)
             return
         pick = heapq.nlargest if self.reverse else heapq.nsmallest
         yield pick(n, rows, key=self.key)

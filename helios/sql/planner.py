@@ -26,7 +26,7 @@ from . import functions as fn
 from .ast_printer import to_sql
 from .catalog import Catalog, family
 from .compile import Compiled, Compiler, constant_value, contains_aggregate, is_aggregate_call, walk
-from .operators import (UNBOUNDED, Distinct, Filter, HashAggregate, HashJoin, IndexScan, KeyLookup,
+from .operators import (UNBOUNDED, ColumnOrder, Distinct, Filter, HashAggregate, HashJoin, IndexScan, KeyLookup,
                         Limit, NestedLoopJoin, Operator, Project, Rows, SetOp, Sort, TableScan, TopN,
                         Values, run_all)
 from .runtime import Runtime
@@ -229,12 +229,15 @@ class Planner:
         types = [compiler.static_type(e, scope) for e, _ in items]
         hidden: list[Compiled] = []
         sort_positions = []
+        sort_types: list[str | None] = []
         for term, desc, nulls in order_terms:
             if isinstance(term, int):
                 sort_positions.append((term, desc, nulls))
+                sort_types.append(types[term])
             else:
                 hidden.append(compiler.compile(term, scope, agg_map))
                 sort_positions.append((len(exprs) + len(hidden) - 1, desc, nulls))
+                sort_types.append(compiler.static_type(term, scope))
         width = len(exprs)
         all_exprs = exprs + hidden
         getter = self._getter(all_exprs, scope, [e for e, _ in items], agg_map) if not hidden else None
@@ -244,7 +247,7 @@ class Planner:
             inner_distinct = make
             make = lambda: Distinct(inner_distinct(), width if hidden else None)  # noqa: E731
         if sort_positions and not presorted:
-            key, reverse = self._sort_key(sort_positions)
+            key, reverse = self._sort_key(sort_positions, sort_types)
             make = self._sorted(make, key, reverse, s.limit, s.offset)
         elif s.limit is not None or s.offset is not None:
             lim, off = self._limit_fns(s.limit, s.offset)
@@ -360,8 +363,15 @@ class Planner:
         return lambda r: all(p(r) for p in preds)
 
     # ------------------------------------------------------------------ ORDER BY / LIMIT
-    def _sort_key(self, positions: list[tuple[int, bool, bool | None]]) -> tuple[Callable, bool]:
-        """A key over projected rows, and whether to sort in reverse (all-DESC fast path)."""
+    def _sort_key(self, positions: list[tuple[int, bool, bool | None]],
+                  types: list[str | None] | None = None) -> tuple[Any, bool]:
+        """A key over projected rows, and whether to sort in reverse (all-DESC fast path).
+
+        One typed column sorts by the column itself (C comparisons, no key tuples):
+        the key is then a ``ColumnOrder``, which Sort and TopN recognise."""
+        if len(positions) == 1 and types is not None and family(types[0]) is not None:
+            p, desc, nulls = positions[0]
+            return ColumnOrder(p, desc, (not desc) if nulls is None else nulls), desc
         all_desc = all(d for _, d, n in positions) and all(n is None for _, _, n in positions)
         keyfns = [(p, fn.make_sort_key(False if all_desc else d, None if all_desc else n))
                   for p, d, n in positions]

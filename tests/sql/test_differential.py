@@ -58,7 +58,13 @@ def expr(draw, depth: int = 0, tables=("t1",)) -> str:
 
 @st.composite
 def query(draw) -> tuple[str, bool]:
-    shape = draw(st.sampled_from(["filter", "aggregate", "join", "distinct", "order"]))
+    shape = draw(st.sampled_from(["filter", "aggregate", "join", "distinct", "order", "order1"]))
+    if shape == "order1":                  # one sort column, the only output: the order is fully determined
+        col = draw(st.sampled_from(["t1.a", "t1.c"]))
+        nulls = draw(st.sampled_from(["", " NULLS FIRST", " NULLS LAST"]))
+        limit = draw(st.sampled_from(["", " LIMIT 3", " LIMIT 2 OFFSET 1"]))
+        return (f"SELECT {col} FROM t1 WHERE {draw(expr())} "
+                f"ORDER BY {col} {draw(st.sampled_from(['ASC', 'DESC']))}{nulls}{limit}"), True
     if shape == "join":
         on = f"t1.{draw(st.sampled_from(['a', 'b']))} = t2.{draw(st.sampled_from(['a', 'b']))}"
         where = draw(expr(tables=("t1", "t2")))

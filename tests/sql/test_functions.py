@@ -659,3 +659,34 @@ def test_aggregates_agree_with_sqlite(sqlite_conn: sqlite3.Connection, rows: lis
     except sqlite3.OperationalError:
         expected = (True, None, None)
     assert_agrees(expected, node)
+
+
+# step_many (whole groups at once) must agree with step (value by value) -----------------
+from hypothesis import given, strategies as st  # noqa: E402
+
+from helios.sql.functions import AGGREGATE_FUNCTIONS  # noqa: E402
+
+_group_values = st.lists(st.one_of(
+    st.none(), st.integers(-2**63, 2**63 - 1), st.integers(-10, 10), st.floats(allow_nan=False, width=64),
+    st.sampled_from(["5", "x", "2.5"])), max_size=30)
+
+
+def _final(agg):
+    try:
+        return ("ok", agg.final())
+    except Exception as exc:          # noqa: BLE001 - the error itself is what is compared
+        return ("error", type(exc).__name__, str(exc))
+
+
+@given(values=_group_values, name=st.sampled_from(["count", "sum", "total", "avg", "min", "max"]))
+def test_step_many_agrees_with_step(values, name):
+    one, many = AGGREGATE_FUNCTIONS[name](), AGGREGATE_FUNCTIONS[name]()
+    for v in values:
+        one.step(v)
+    if hasattr(many, "step_many"):
+        many.step_many(list(values))
+    else:
+        for v in values:
+            many.step(v)
+    a, b = _final(one), _final(many)
+    assert a == b or (a[0] == b[0] == "ok" and a[1] != a[1] and b[1] != b[1])   # equal, or both NaN
