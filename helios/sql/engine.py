@@ -105,6 +105,21 @@ def param_count(stmt: ast.Statement) -> int:
                default=0)
 
 
+# DDL statement -> how to run it in a transaction (they change no rows: affected_rows is 0).
+_DEFINITIONS: dict[type, Callable[[Any, Any, Planner], Any]] = {
+    ast.CreateTable: lambda tx, stmt, p: ddl.create_table(tx, stmt, p.rt, p.compiler),
+    ast.DropTable: lambda tx, stmt, p: ddl.drop_table(tx, stmt),
+    ast.CreateIndex: lambda tx, stmt, p: ddl.create_index(tx, stmt),
+    ast.DropIndex: lambda tx, stmt, p: ddl.drop_index(tx, stmt),
+    ast.CreateView: lambda tx, stmt, p: ddl.create_view(tx, stmt, p.plan_query),
+    ast.DropView: lambda tx, stmt, p: ddl.drop_view(tx, stmt),
+    ast.AddColumn: lambda tx, stmt, p: ddl.add_column(tx, stmt, p.compiler),
+    ast.RenameTable: lambda tx, stmt, p: ddl.rename_table(tx, stmt),
+    ast.RenameColumn: lambda tx, stmt, p: ddl.rename_column(tx, stmt),
+    ast.Reindex: lambda tx, stmt, p: ddl.reindex(tx, stmt),
+}
+
+
 class _Cached:
     __slots__ = ("rt", "planner", "plan", "deps")
 
@@ -187,43 +202,16 @@ class Engine:
         rt = Runtime()
         rt.reset(params, tx, timeout_ms, None, cancel)
         planner = Planner(rt, Catalog(tx))
-        compiler = planner.compiler
         if isinstance(stmt, ast.Update):
             n = dml.update(tx, stmt, planner)
         elif isinstance(stmt, ast.Delete):
             n = dml.delete(tx, stmt, planner)
-        elif isinstance(stmt, ast.CreateTable):
-            ddl.create_table(tx, stmt, rt, compiler)
-            n = 0
-        elif isinstance(stmt, ast.DropTable):
-            ddl.drop_table(tx, stmt)
-            n = 0
-        elif isinstance(stmt, ast.CreateIndex):
-            ddl.create_index(tx, stmt)
-            n = 0
-        elif isinstance(stmt, ast.DropIndex):
-            ddl.drop_index(tx, stmt)
-            n = 0
-        elif isinstance(stmt, ast.CreateView):
-            ddl.create_view(tx, stmt, lambda q: planner.plan_query(q))
-            n = 0
-        elif isinstance(stmt, ast.DropView):
-            ddl.drop_view(tx, stmt)
-            n = 0
-        elif isinstance(stmt, ast.AddColumn):
-            ddl.add_column(tx, stmt, compiler)
-            n = 0
-        elif isinstance(stmt, ast.RenameTable):
-            ddl.rename_table(tx, stmt)
-            n = 0
-        elif isinstance(stmt, ast.RenameColumn):
-            ddl.rename_column(tx, stmt)
-            n = 0
-        elif isinstance(stmt, ast.Reindex):
-            ddl.reindex(tx, stmt)
-            n = 0
         else:
-            raise TransactionError(f"{stype} cannot run here")
+            run = _DEFINITIONS.get(type(stmt))
+            if run is None:
+                raise TransactionError(f"{stype} cannot run here")
+            run(tx, stmt, planner)
+            n = 0
         return Result(statement_type=stype, affected_rows=n)
 
     def insert_many(self, key: Any, stmt: ast.Insert, param_sets: list[tuple], tx: Any) -> int:

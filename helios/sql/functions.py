@@ -959,24 +959,25 @@ class Avg(Sum):
         return self.rsum / self.count if self.count else None
 
 
-class Min:
-    """min(X): the smallest non-NULL value in SQLite's order (ties keep the first)."""
+class _Extreme:
+    """min(X) / max(X): the extreme non-NULL value in SQLite's order (ties keep the first)."""
 
     __slots__ = ("best",)
     min_args, max_args = 1, 1
+    _sign = 1                       # compare(best, value) * _sign > 0 means value is better
+    _pick: Callable[..., Any] = min
 
     def __init__(self) -> None:
         self.best: Value = None
 
     def step(self, value: Value) -> None:
-        if value is not None and (self.best is None or compare(self.best, value) > 0):
+        if value is not None and (self.best is None or compare(self.best, value) * self._sign > 0):
             self.best = value
 
     def step_many(self, values: list) -> None:
         present = [v for v in values if v is not None]
         if present and all(type(v) is int or type(v) is float for v in present):
-            candidate = min(present)                   # the first of equal minima, as step keeps
-            self.step(candidate)
+            self.step(type(self)._pick(present))        # builtins keep the first of equal extremes
         else:
             for v in present:
                 self.step(v)
@@ -985,29 +986,20 @@ class Min:
         return self.best
 
 
-class Max:
+class Min(_Extreme):
+    """min(X): the smallest non-NULL value (ties keep the first)."""
+
+    __slots__ = ()
+    _sign = 1
+    _pick = min
+
+
+class Max(_Extreme):
     """max(X): the largest non-NULL value (ties keep the first)."""
 
-    __slots__ = ("best",)
-    min_args, max_args = 1, 1
-
-    def __init__(self) -> None:
-        self.best: Value = None
-
-    def step(self, value: Value) -> None:
-        if value is not None and (self.best is None or compare(self.best, value) < 0):
-            self.best = value
-
-    def step_many(self, values: list) -> None:
-        present = [v for v in values if v is not None]
-        if present and all(type(v) is int or type(v) is float for v in present):
-            self.step(max(present))
-        else:
-            for v in present:
-                self.step(v)
-
-    def final(self) -> Value:
-        return self.best
+    __slots__ = ()
+    _sign = -1
+    _pick = max
 
 
 class GroupConcat:
