@@ -16,6 +16,7 @@ from abc import ABC, abstractmethod
 from operator import itemgetter
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
+from ..gcpause import paused
 from .runtime import Runtime
 
 Row = tuple
@@ -284,6 +285,11 @@ class HashJoin(Operator):
         left, right = self.children
         table: dict = {}
         rkey, check = self.right_key, self.rt.check
+        with paused():                           # the build side makes many small lists
+            self._build(table, right, rkey, check)
+        yield from self._probe(table, left, check)
+
+    def _build(self, table: dict, right: Operator, rkey: Callable[[Row], Any], check: Callable[[], None]) -> None:
         for batch in self._drain(right):
             check()
             for r in batch:
@@ -295,6 +301,8 @@ class HashJoin(Operator):
                     table[k] = [r]
                 else:
                     bucket.append(r)
+
+    def _probe(self, table: dict, left: Operator, check: Callable[[], None]) -> Iterator[Batch]:
         lkey, residual, get = self.left_key, self.residual, table.get
         outer = self.kind == "LEFT"
         pad = self.pad
@@ -385,6 +393,13 @@ class HashAggregate(Operator):
         else:
             keyfn = None
         groups: dict = {}
+        with paused():
+            self._bucket(groups, keyfn, check)
+        if not groups and not keys:
+            groups[()] = []
+        yield from self._aggregate(groups, aggs, check)
+
+    def _bucket(self, groups: dict, keyfn: Callable[[Row], Any] | None, check: Callable[[], None]) -> None:
         for batch in self._drain(self.children[0]):
             check()
             if keyfn is None:
@@ -397,8 +412,9 @@ class HashAggregate(Operator):
                     groups[k] = [r]
                 else:
                     bucket.append(r)
-        if not groups and not keys:
-            groups[()] = []
+
+    @staticmethod
+    def _aggregate(groups: dict, aggs: list, check: Callable[[], None]) -> Iterator[Batch]:
         out = []
         for k, rows in groups.items():
             results = []
@@ -441,9 +457,9 @@ class ColumnOrder:
 
     def split(self, rows: Iterable[Row]) -> tuple[list[Row], list[Row]]:
         p = self.position
-        values, nulls = [], []
-        for r in rows:
-            (nulls if r[p] is None else values).append(r)
+        rows = rows if isinstance(rows, list) else list(rows)
+        values = [r for r in rows if r[p] is not None]
+        nulls = [r for r in rows if r[p] is None] if len(values) != len(rows) else []
         return values, nulls
 
     def sort(self, rows: Iterable[Row]) -> list[Row]:

@@ -67,6 +67,9 @@ class Source:
         return len(self.columns)
 
 
+_IDENTITY = object()          # marks a projection that would copy every row unchanged
+
+
 def split_and(e: ast.Expr | None) -> list[ast.Expr]:
     if e is None:
         return []
@@ -241,8 +244,9 @@ class Planner:
         width = len(exprs)
         all_exprs = exprs + hidden
         getter = self._getter(all_exprs, scope, [e for e, _ in items], agg_map) if not hidden else None
-        inner_proj = make
-        make = lambda: Project(inner_proj(), all_exprs, getter)  # noqa: E731
+        if getter is not _IDENTITY:
+            inner_proj = make
+            make = lambda: Project(inner_proj(), all_exprs, getter)  # noqa: E731
         if s.distinct:
             inner_distinct = make
             make = lambda: Distinct(inner_distinct(), width if hidden else None)  # noqa: E731
@@ -278,6 +282,8 @@ class Planner:
             if depth:
                 return None
             positions.append(pos)
+        if agg_map is None and positions == list(range(len(scope.columns))):
+            return _IDENTITY                       # SELECT * of one table: rows pass through as they are
         if len(positions) == 1:
             p = positions[0]
             return lambda r: (r[p],)

@@ -37,8 +37,8 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
-from itertools import accumulate, islice
-from operator import lt
+from itertools import accumulate, compress, islice
+from operator import is_not, lt
 from typing import Any, Callable, ClassVar, Generic, Iterable, Iterator, Sequence, TypeVar, Union
 
 __all__ = [
@@ -426,12 +426,32 @@ class _Cursor:
         self.height = -1
 
 
+def _skip_shared_siblings(a: _Cursor, b: _Cursor) -> None:
+    """Both cursors stand on one shared subtree of inner nodes that split their keys the
+    same way (path copying shares the ``keys`` list): move both past every following
+    sibling that is shared too, with identity checks instead of one ``advance`` each."""
+    if not a.stack or not b.stack:
+        return
+    fa, fb = a.stack[-1], b.stack[-1]
+    ia, ib, i = fa[0], fb[0], fa[1]
+    if fb[1] != i or ia is ib or len(ia.children) != len(ib.children):
+        return
+    if ia.keys is not ib.keys and ia.keys != ib.keys:
+        return
+    ac, bc = ia.children, ib.children
+    n = len(ac)
+    fa[1] = fb[1] = next(compress(range(i, n), map(is_not, islice(ac, i, None), islice(bc, i, None))), n)
+
+
 def _diff_runs(ka: Sequence, va: Sequence, kb: Sequence, vb: Sequence
                ) -> Iterator[tuple[Any, Any, Any]]:
     if ka == kb:
-        for k, x, y in zip(ka, va, vb):
-            if x is not y and not x == y:
-                yield k, x, y
+        # Same keys (a value-only change keeps the keys list): find the replaced values
+        # with C-level identity checks, then compare just those.
+        for i in compress(range(len(ka)), map(is_not, va, vb)):
+            x, y = va[i], vb[i]
+            if not x == y:
+                yield ka[i], x, y
         return
     i = j = 0
     na, nb = len(ka), len(kb)
@@ -844,6 +864,7 @@ class PTree(Generic[K, V]):
             if na is nb and a.start == b.start:
                 if stats is not None:
                     stats.shared_skipped += 1
+                _skip_shared_siblings(a, b)
                 a.advance()
                 b.advance()
                 continue
@@ -869,7 +890,7 @@ class PTree(Generic[K, V]):
             else:
                 sa, keys = a.start, na.keys
                 ea = len(keys) if h is None else bisect_left(keys, h, sa)
-                ka, va = keys[sa:ea], na.values[sa:ea]
+                ka, va = (keys, na.values) if sa == 0 and ea == len(keys) else (keys[sa:ea], na.values[sa:ea])
                 if ea == len(keys):
                     a.advance()
                 else:
@@ -880,7 +901,7 @@ class PTree(Generic[K, V]):
             else:
                 sb, keys = b.start, nb.keys
                 eb = len(keys) if h is None else bisect_left(keys, h, sb)
-                kb, vb = keys[sb:eb], nb.values[sb:eb]
+                kb, vb = (keys, nb.values) if sb == 0 and eb == len(keys) else (keys[sb:eb], nb.values[sb:eb])
                 if eb == len(keys):
                     b.advance()
                 else:

@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterator
 from ..errors import (BranchExists, BranchInUse, BranchNotFound, CorruptDatabase, DatabaseClosed,
                       DatabaseLocked, HistoryExpired, InvalidMerge, InvalidParameter, MergeConflict,
                       ReadOnlyBranch, StorageFailed, WriteConflict)
+from ..gcpause import freeze_survivors, paused
 from . import codec
 from .branches import Branch, BranchInfo, BranchStats, check_branch_name
 from .checkpoint import (NodeWriter, list_manifests, load_nodes, manifest_path, read_manifest,
@@ -141,9 +142,11 @@ class Store:
                                  f"(its LOCK file is held); close that process first") from None
         try:
             fresh = not list_manifests(self.path) and not list_segments(self.path)
-            wal_start = self._load_checkpoint()
-            self._replay(wal_start)
+            with paused():
+                wal_start = self._load_checkpoint()
+                self._replay(wal_start)
             self._prune()
+            freeze_survivors()                 # the recovered tree is long-lived: keep the GC off it
             segs = list_segments(self.path)
             self._log = LogWriter(self.path, (max(segs) + 1) if segs else max(wal_start, 1), fsync=self._fsync)
             if fresh:                                  # the database's birth, so main has a creation time
@@ -361,7 +364,7 @@ class Store:
             b = self._branch(branch)
             if b.read_only:
                 raise ReadOnlyBranch(f"branch {branch!r} is read-only")
-            tx = Transaction(branch, b.tip.state, author, base=b.tip, resolve=self._resolve,
+            tx = Transaction(branch, b.tip.state, author, base=b.tip, resolve=self._resolve, track=False,
                              commit_fn=lambda t: result.append(
                                  self._commit_locked(b, t.state, t.ops, t.author)))
             try:

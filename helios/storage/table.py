@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Iterable, Iterator, Sequence
 
 from ..errors import DuplicateKey, UniqueViolation
+from ..gcpause import paused
 from .btree import PTree
 from .keys import TOP, index_key, index_prefix, prefix_bounds
 from .schema import IndexDef, TableSchema
@@ -146,28 +147,62 @@ class Table:
         t = self if new_key == key else self.delete(key)
         return t.put(new_key, row), new_key
 
-    def bulk_insert(self, rows: Iterable[Row]) -> tuple["Table", list[tuple[Any, Row]]]:
-        """Insert many rows with one batched tree update; all or nothing."""
-        items: list[tuple[Any, Row]] = []
-        seen: set = set()
-        next_rowid = self.next_rowid
-        for row in rows:
-            if self.schema.has_rowid:
-                key, next_rowid = next_rowid, next_rowid + 1
-            else:
-                key = self.key_of(row)
-            if key in seen or key in self.rows:
-                raise DuplicateKey(f"duplicate key {key!r} in table {self.schema.name!r}")
-            seen.add(key)
-            items.append((key, row))
-        if not items:
-            return self, items
+    def put_new(self, keys: Sequence[Any], rows: Sequence[Row]) -> "Table":
+        """Insert rows under keys that are known to be absent (a logged bulk insert
+        replayed in order); one batched update per tree, no constraint checks."""
+        items = list(zip(keys, rows))
         indexes = dict(self.indexes)
         for ix in self.schema.indexes:
-            entries = [(index_key(r, ix.columns, k), None) for k, r in items]
+            indexes[ix.name] = indexes[ix.name].update(puts=[(index_key(r, ix.columns, k), None) for k, r in items])
+        next_rowid = self.next_rowid
+        if self.schema.has_rowid and keys:
+            next_rowid = max(next_rowid, max(keys) + 1)
+        return self._with(rows=self.rows.update(puts=items), indexes=indexes, next_rowid=next_rowid)
+
+    def bulk_insert(self, rows: Iterable[Row]) -> tuple["Table", list, list]:
+        with paused():
+            return self._bulk_insert(rows)
+
+    def _bulk_insert(self, rows: Iterable[Row]) -> tuple["Table", list, list]:
+        """Insert many rows with one batched tree update; all or nothing.
+
+        Returns (table, keys, rows). Keys arriving in increasing order after the
+        table's last key (a bulk load) need no duplicate set and build the tree
+        bottom-up; anything else is checked key by key and merged in."""
+        keys: list = []
+        new_rows: list = []
+        next_rowid = self.next_rowid
+        rowid = self.schema.has_rowid
+        key_of = self.key_of
+        increasing = True
+        last = None
+        for row in rows:
+            if rowid:
+                key, next_rowid = next_rowid, next_rowid + 1
+            else:
+                key = key_of(row)
+            if increasing and last is not None and not last < key:
+                increasing = False
+            last = key
+            keys.append(key)
+            new_rows.append(row)
+        if not keys:
+            return self, keys, new_rows
+        tail = self.rows.last()
+        if not (increasing and (tail is None or tail[0] < keys[0])):
+            if len(set(keys)) != len(keys):
+                seen: set = set()
+                dup = next(k for k in keys if k in seen or seen.add(k))
+                raise DuplicateKey(f"duplicate key {dup!r} in table {self.schema.name!r}")
+            for key in keys:
+                if key in self.rows:
+                    raise DuplicateKey(f"duplicate key {key!r} in table {self.schema.name!r}")
+        indexes = dict(self.indexes)
+        for ix in self.schema.indexes:
+            entries = [(index_key(r, ix.columns, k), None) for k, r in zip(keys, new_rows)]
             if ix.unique:
                 batch_vals: set = set()
-                for (k, r), (ik, _) in zip(items, entries):
+                for k, r, (ik, _) in zip(keys, new_rows, entries):
                     vals = ik[:-1]
                     if any(not present for present, _ in vals):
                         continue
@@ -176,8 +211,12 @@ class Table:
                         raise UniqueViolation(f"UNIQUE constraint failed: {self.schema.name}({cols})")
                     batch_vals.add(vals)
             indexes[ix.name] = indexes[ix.name].update(puts=entries)
-        return self._with(rows=self.rows.update(puts=items), indexes=indexes,
-                          next_rowid=max(next_rowid, self.next_rowid)), items
+        if not self.rows and increasing:
+            tree = PTree.from_sorted(zip(keys, new_rows))
+        else:
+            tree = self.rows.update(puts=zip(keys, new_rows))
+        return self._with(rows=tree, indexes=indexes, next_rowid=max(next_rowid, self.next_rowid)), \
+            keys, new_rows
 
     # -- schema changes --------------------------------------------------------
     def with_schema(self, schema: TableSchema, transform=None) -> "Table":

@@ -9,6 +9,7 @@ the three can never disagree. Ops are plain tuples (they go into the log):
     ("rt", old, new)          rename table
     ("ci", table, name, cols, unique)  create index ("di", table, name)      drop index
     ("p", table, key, row)    put row               ("d", table, key)          delete row
+    ("P", table, keys, rows)  insert many new rows at once (what bulk_insert logs)
     ("so", name, value)       set catalogue object (value None deletes it)
     ("tc", name, commit_seq)  set table to its version in that commit (a merge's O(1) take-whole)
 """
@@ -29,11 +30,13 @@ class Transaction(StateView):
     """Reads see the transaction's own writes; nothing is visible to others until commit."""
 
     __slots__ = ("branch", "author", "base", "ops", "written", "schema_touched", "_commit_fn", "done",
-                 "resolve")
+                 "resolve", "track")
 
     def __init__(self, branch: str, base_state: DbState, author: Any = None,
                  commit_fn: Callable[["Transaction"], Any] | None = None, base: Any = None,
-                 resolve: Callable[[int], Any] | None = None) -> None:
+                 resolve: Callable[[int], Any] | None = None, track: bool = True) -> None:
+        """``track=False`` skips recording written keys: a transaction holding the writer
+        lock is never rebased, so it needs no conflict checks (and saves memory per row)."""
         super().__init__(base_state)
         self.branch = branch
         self.author = author
@@ -44,6 +47,7 @@ class Transaction(StateView):
         self._commit_fn = commit_fn
         self.done = False
         self.resolve = resolve                 # commit seq -> Commit, for "tc" ops
+        self.track = track
 
     # -- lifecycle -------------------------------------------------------------
     def commit(self) -> Any:
@@ -51,7 +55,11 @@ class Transaction(StateView):
         self.done = True
         if not self.ops or self._commit_fn is None:
             return None
-        return self._commit_fn(self)
+        try:
+            return self._commit_fn(self)
+        finally:                                # committed (or failed): the op log is not needed again
+            self.ops = []
+            self.written = {}
 
     def rollback(self) -> None:
         self.done = True
@@ -87,7 +95,11 @@ class Transaction(StateView):
         self.ops.append(op)
         kind = op[0]
         if kind in ("p", "d"):
-            self.written.setdefault(op[1], set()).add(op[2])
+            if self.track:
+                self.written.setdefault(op[1], set()).add(op[2])
+        elif kind == "P":
+            if self.track:
+                self.written.setdefault(op[1], set()).update(op[2])
         elif kind == "rt":
             self.schema_touched.update((op[1], op[2]))
         elif kind in ("ct", "at"):
@@ -166,14 +178,16 @@ class Transaction(StateView):
         return True
 
     def bulk_insert(self, table: str, rows: Iterable[Row]) -> int:
-        """All-or-nothing insert of many rows through one batched tree update."""
-        t, items = self._table(table).bulk_insert(tuple(r) for r in rows)
+        """All-or-nothing insert of many rows through one batched tree update, logged as
+        one op (not one tuple per row: a million-row load stays compact)."""
+        t, keys, new_rows = self._table(table).bulk_insert(tuple(r) for r in rows)
+        if not keys:
+            return 0
         self.state = self.state.with_table(table, t)
-        keys = self.written.setdefault(table, set())
-        for k, r in items:
-            self.ops.append(("p", table, k, r))
-            keys.add(k)
-        return len(items)
+        self.ops.append(("P", table, keys, new_rows))
+        if self.track:
+            self.written.setdefault(table, set()).update(keys)
+        return len(keys)
 
     def set_object(self, name: str, value: Any) -> None:
         self._check_open()
@@ -184,7 +198,8 @@ class Transaction(StateView):
         row = t.rows.get(key)
         self.state = self.state.with_table(table, t)
         self.ops.append(("p", table, key, row))
-        self.written.setdefault(table, set()).add(key)
+        if self.track:
+            self.written.setdefault(table, set()).add(key)
 
 
 def apply_op(state: DbState, op: Op, resolve: Callable[[int], Any] | None = None) -> DbState:
@@ -201,6 +216,9 @@ def apply_op(state: DbState, op: Op, resolve: Callable[[int], Any] | None = None
     if kind == "d":
         _, name, key = op
         return state.with_table(name, _get(state, name).delete(key))
+    if kind == "P":
+        _, name, keys, rows = op
+        return state.with_table(name, _get(state, name).put_new(keys, rows))
     if kind == "ct":
         schema = TableSchema.from_plain(op[1])
         return state.with_table(schema.name, Table(schema))
