@@ -19,7 +19,7 @@ from .ddl import EXPRESSION_DEFAULT
 from .parser import parse_expression
 from .planner import Planner, key_values, split_and
 from .scope import ColumnInfo, Scope
-from .values import coerce_for_column
+from .values import column_coercer
 
 
 def _defaults(schema: TableSchema, compiler: Compiler) -> list[Callable[[], Any]]:
@@ -33,17 +33,21 @@ def _defaults(schema: TableSchema, compiler: Compiler) -> list[Callable[[], Any]
     return out
 
 
-def _finish_row(schema: TableSchema, row: list, auto_key: Callable[[], int] | None) -> tuple:
+def coercers(schema: TableSchema) -> list[Callable[[Any], Any]]:
+    return [column_coercer(c.type or "any", column=c.name) for c in schema.columns]
+
+
+def _finish_row(schema: TableSchema, row: list, auto_key: Callable[[], int] | None,
+                coerce: list[Callable[[Any], Any]] | None = None) -> tuple:
     """Coerce each value to its column's type and check NOT NULL."""
-    out = []
-    for c, v in zip(schema.columns, row):
-        v = coerce_for_column(v, c.type, column=c.name) if c.type not in ("", "any") else v
-        out.append(v)
+    coerce = coerce or coercers(schema)
+    out = [f(v) for f, v in zip(coerce, row)]
     if auto_key is not None and out[schema.primary_key[0]] is None:
         out[schema.primary_key[0]] = auto_key()
-    for c, v in zip(schema.columns, out):
-        if v is None and not c.nullable:
-            raise NotNullViolation(f"NOT NULL constraint failed: {schema.name}.{c.name}")
+    if None in out:
+        for c, v in zip(schema.columns, out):
+            if v is None and not c.nullable:
+                raise NotNullViolation(f"NOT NULL constraint failed: {schema.name}.{c.name}")
     return tuple(out)
 
 
@@ -84,6 +88,7 @@ class InsertPlan:
         else:
             targets = list(range(len(names)))
         self.defaults = _defaults(schema, planner.compiler)
+        self.coerce = coercers(schema)
         self.values: list[list] | None = None
         self.query = None
         if stmt.source is None:
@@ -120,7 +125,7 @@ class InsertPlan:
             row = [None] * n if self.full else [d() for d in self.defaults]
             for pos, v in zip(self.targets, src):
                 row[pos] = v
-            out.append(_finish_row(self.schema, row, auto))
+            out.append(_finish_row(self.schema, row, auto, self.coerce))
         return out
 
     def apply(self, tx: Any, rows: list[tuple]) -> int:

@@ -63,10 +63,15 @@ def is_read_only(stmt: ast.Statement) -> bool:
     return isinstance(stmt, (ast.Query, ast.Explain))
 
 
+_PLAIN = frozenset({int, float, str, bytes, type(None)})
+
+
 def bind_params(params: Any) -> tuple:
     """Plain values, or the REST API's typed ``{"type": T, "value": v}`` objects."""
     if params is None:
         return ()
+    if type(params) in (tuple, list) and all(type(p) in _PLAIN for p in params):
+        return tuple(params)                   # the common case, checked in C
     if isinstance(params, (str, bytes)) or not hasattr(params, "__iter__") or isinstance(params, dict):
         raise InvalidParameter("params must be a list of values")
     out = []

@@ -581,6 +581,24 @@ def coerce_for_column(value: Any, type_name: str, *, column: str) -> Value:
         ) from None
 
 
+def column_coercer(type_name: str, *, column: str) -> Callable[[Any], Value]:
+    """``coerce_for_column`` for one column, with the common already-right values
+    (an in-range int for an integer column, a str for text, a float for a real)
+    passed through without a call: it runs once per value stored."""
+    if type_name == ANY:
+        return lambda v: v
+
+    def slow(v: Any) -> Value:
+        return coerce_for_column(v, type_name, column=column)
+    if type_name in (INT4, INT8):
+        return lambda v: v if type(v) is int and INT8_MIN <= v <= INT8_MAX else slow(v)
+    if type_name == TEXT:
+        return lambda v: v if type(v) is str else slow(v)
+    if type_name in (FLOAT4, FLOAT8):
+        return lambda v: v if type(v) is float and math.isfinite(v) else slow(v)
+    return slow
+
+
 def _param_integer(v: Any, lo: int, hi: int) -> int:
     t = type(v)
     if t is int:
