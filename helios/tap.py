@@ -51,8 +51,12 @@ def _duration(text: str) -> float | None:
 
 
 def _interface(listen: str) -> str:
-    m = re.search(r"interface=([^:]+)", listen)
-    return m.group(1) if m else "0.0.0.0"
+    """The interface= of a strports description (colons inside it escaped as \\:)."""
+    fields = [f.replace("\\:", ":") for f in re.split(r"(?<!\\):", listen)]
+    for f in fields:
+        if f.startswith("interface="):
+            return f[len("interface="):]
+    return "::" if fields and fields[0] == "tcp6" else "0.0.0.0"
 
 
 def is_loopback(host: str) -> bool:

@@ -251,3 +251,18 @@ def test_method_not_allowed_names_the_allowed_methods(client):
     r = client.request("PATCH", "/v1/branches")
     assert_error(r, 405, "MethodNotAllowed")
     assert set(r.headers["allow"].split(", ")) >= {"GET", "POST"}
+
+
+def test_readyz_reflects_recovery_and_storage_health():
+    db = EmbeddedDatabase(":memory:")
+    c, api = make_client(db)
+    r = c.get("/readyz")
+    assert (r.status, r.body) == (200, b"ready")
+    api.ready = False
+    assert c.get("/readyz").status == 503
+    api.ready = True
+    from helios.errors import StorageFailed
+    db.store._failed = StorageFailed("disk gone")
+    r = c.get("/readyz")
+    assert (r.status, r.body) == (503, b"not ready")
+    assert c.get("/health").status == 200                   # liveness is not readiness
