@@ -66,7 +66,16 @@ def machine_line() -> str:
     return (f"machine: {platform.system()} {platform.release()} {platform.machine()} | "
             f"CPU {cpu_model()} x{os.cpu_count()} | RAM {mem_total_gib():.1f} GiB | "
             f"Python {platform.python_version()} ({platform.python_implementation()}) | "
-            f"disk {dev} {fstype} on {mnt} ({free:.0f} GiB free), bench dir {disk}")
+            f"disk {dev} {fstype} on {mnt} ({free:.0f} GiB free), bench dir {disk} | "
+            f"load avg {load_average()}")
+
+
+def load_average() -> str:
+    """Other processes skew timings; the 1-minute load says how busy the machine was."""
+    try:
+        return f"{os.getloadavg()[0]:.2f}"
+    except OSError:
+        return "?"
 
 
 def print_header(title: str) -> None:

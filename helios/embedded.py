@@ -242,7 +242,10 @@ class EmbeddedDatabase:
         p = dataops.Page.parse(page, limit)
         query, count = dataops.select_rows(name, columns=columns, filter=filter, order_by=order_by, page=p)
         r = self._engine.query(("ast", query), query, (), snap, timeout_ms=timeout_ms)
-        total = self._engine.query(("ast", count), count, (), snap, timeout_ms=timeout_ms).rows[0][0]
+        if filter is None:
+            total = snap.row_count(name)                  # O(1): the tree knows its size
+        else:
+            total = self._engine.query(("ast", count), count, (), snap, timeout_ms=timeout_ms).rows[0][0]
         return {"columns": r.columns, "column_types": r.column_types, "rows": r.rows, "total": total,
                 "page": p.page, "limit": p.limit, "has_more": p.offset + len(r.rows) < total}
 

@@ -26,7 +26,7 @@ from twisted.python.threadpool import ThreadPool
 from .api.app import DEFAULT_MAX_BODY, HeliosAPI
 from .api.auth import AuthMiddleware
 from .api.ratelimit import RateLimitConfig, RateLimitMiddleware
-from .api.server import StartingResource, site_for
+from .api.server import DEFAULT_THREADS, StartingResource, site_for
 from .service import CheckpointService, DatabaseService
 from .sql.parser import parse
 
@@ -179,7 +179,7 @@ def makeService(options: Options) -> service.MultiService:
     limiter = RateLimitMiddleware(config) if config is not None else None
     public = RateLimitMiddleware(RateLimitConfig.public()) if config is not None else None
     heavy = RateLimitMiddleware(RateLimitConfig.heavy_operations()) if config is not None else None
-    pool = ThreadPoolService(max(4, 2 * (os.cpu_count() or 2)))
+    pool = ThreadPoolService(DEFAULT_THREADS)
 
     def run(f: Any, *args: Any) -> Any:
         from twisted.internet import reactor
