@@ -118,7 +118,7 @@ def wrk_script(target: Target, threads: int) -> str:
              'local headers = {["Content-Type"] = "application/json"}']
     if target.body is None or "{id}" not in target.body:
         body = "nil" if target.body is None else _lua_string(target.body)
-        lines += [f'local req = nil',
+        lines += ['local req = nil',
                   f'function init(args) req = wrk.format({method}, {path}, headers, {body}) end',
                   'function request() return req end']
     else:

@@ -6,15 +6,12 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
-from twisted.internet import defer
 
 from helios import EmbeddedDatabase
-from helios.api import ApiServer
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "embed_in_twisted_site.py"
 

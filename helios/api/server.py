@@ -8,7 +8,6 @@ length arrives, before anything is buffered.
 from __future__ import annotations
 
 import io
-import os
 from typing import Any
 
 from twisted.internet import defer, endpoints

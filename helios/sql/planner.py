@@ -19,13 +19,12 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, Callable
 
-from ..errors import (HeliosError, InvalidParameter, NotImplementedFeature, SemanticError, TypeMismatch,
-                      UnknownTable)
+from ..errors import (HeliosError, InvalidParameter, NotImplementedFeature, SemanticError, TypeMismatch)
 from . import ast
 from . import functions as fn
 from .ast_printer import to_sql
 from .catalog import Catalog, family
-from .compile import Compiled, Compiler, constant_value, contains_aggregate, is_aggregate_call, walk
+from .compile import Compiled, Compiler, contains_aggregate, is_aggregate_call, walk
 from .operators import (UNBOUNDED, ColumnOrder, Distinct, Filter, HashAggregate, HashJoin, IndexScan, KeyLookup,
                         Limit, NestedLoopJoin, Operator, Project, Rows, SetOp, Sort, TableScan, TopN,
                         Values, run_all)
@@ -177,7 +176,7 @@ class Planner:
 
     # ------------------------------------------------------------------ SELECT
     def plan_select(self, s: ast.Select, outer: Scope | None) -> Plan:
-        rt, compiler = self.rt, self.compiler
+        compiler = self.compiler
         conjuncts = split_and(s.where)
         if s.from_ is None:
             scope = Scope([], parent=outer)

@@ -6,7 +6,6 @@ column). Floats compare with a relative tolerance.
 """
 from __future__ import annotations
 
-import math
 import sqlite3
 
 from hypothesis import HealthCheck, given, settings, strategies as st

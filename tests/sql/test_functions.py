@@ -664,7 +664,6 @@ def test_aggregates_agree_with_sqlite(sqlite_conn: sqlite3.Connection, rows: lis
 # step_many (whole groups at once) must agree with step (value by value) -----------------
 from hypothesis import given, strategies as st  # noqa: E402
 
-from helios.sql.functions import AGGREGATE_FUNCTIONS  # noqa: E402
 
 _group_values = st.lists(st.one_of(
     st.none(), st.integers(-2**63, 2**63 - 1), st.integers(-10, 10), st.floats(allow_nan=False, width=64),
