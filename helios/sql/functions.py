@@ -20,8 +20,9 @@ import re
 import struct
 from collections.abc import Callable, Iterable
 from fractions import Fraction
-from functools import lru_cache
+from functools import lru_cache, reduce
 from itertools import accumulate
+from operator import add as _plus
 from typing import Any, Final
 
 from helios.errors import SemanticError, UnprocessableEntity
@@ -915,23 +916,30 @@ class Sum:
             self.approx = True
 
     def step_many(self, values: list) -> None:
-        """The same as ``step`` on each value, in C where the values are all integers:
-        the real sum adds them in order, the integer sum checks every prefix for overflow."""
-        ints = [v for v in values if v is not None]
-        if any(type(v) is not int for v in ints):
-            for v in values:
+        """The same as ``step`` on each value, in C where the values are all numbers: the
+        real sum adds them in order (``reduce``, not ``sum``, which compensates on 3.12+),
+        and the integer sum checks every prefix up to the first real for overflow."""
+        present = [v for v in values if v is not None]
+        kinds = set(map(type, present))
+        if not kinds <= {int, float}:
+            for v in present:
                 self.step(v)
             return
-        if not ints:
+        if not present:
             return
-        self.count += len(ints)
-        self.rsum = sum(map(float, ints), self.rsum)
-        if not (self.approx or self.overflow):
+        first_real = next(i for i, v in enumerate(present) if type(v) is float) if float in kinds \
+            else len(present)
+        ints = present[:first_real]
+        if ints and not (self.approx or self.overflow):
             prefix = list(accumulate(ints, initial=self.isum))
             if min(prefix) < INT8_MIN or max(prefix) > INT8_MAX:
                 self.approx = self.overflow = True
             else:
                 self.isum = prefix[-1]
+        self.count += len(present)
+        self.rsum = reduce(_plus, map(float, present), self.rsum)
+        if first_real < len(present):
+            self.approx = True
 
     def final(self) -> int | float | None:
         if self.count == 0:

@@ -385,9 +385,9 @@ class HashAggregate(Operator):
         """Rows are first bucketed by group key, then each aggregate consumes a group's
         values at once (``step_many``: C builtins where the values allow)."""
         keys, aggs, check = self.keys, self.aggs, self.rt.check
-        if len(keys) == 1:
-            k0 = keys[0]
-            keyfn: Callable[[Row], Any] | None = lambda r: (k0(r),)  # noqa: E731
+        single = len(keys) == 1
+        if single:
+            keyfn: Callable[[Row], Any] | None = keys[0]      # the value itself keys the group
         elif keys:
             keyfn = lambda r: tuple([k(r) for k in keys])  # noqa: E731
         else:
@@ -397,7 +397,7 @@ class HashAggregate(Operator):
             self._bucket(groups, keyfn, check)
         if not groups and not keys:
             groups[()] = []
-        yield from self._aggregate(groups, aggs, check)
+        yield from self._aggregate(groups, aggs, check, single)
 
     def _bucket(self, groups: dict, keyfn: Callable[[Row], Any] | None, check: Callable[[], None]) -> None:
         for batch in self._drain(self.children[0]):
@@ -414,9 +414,11 @@ class HashAggregate(Operator):
                     bucket.append(r)
 
     @staticmethod
-    def _aggregate(groups: dict, aggs: list, check: Callable[[], None]) -> Iterator[Batch]:
+    def _aggregate(groups: dict, aggs: list, check: Callable[[], None], single: bool) -> Iterator[Batch]:
         out = []
         for k, rows in groups.items():
+            if single:
+                k = (k,)
             results = []
             for factory, args in aggs:
                 agg = factory()
