@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 import immutables
 
@@ -189,7 +189,7 @@ def load_nodes(path: Path, length: int, root: Commit, *,
         rec = codec.unpack(payload, where=f"node {i} of {path}")
         kind = rec[0]
         if kind == 0:
-            obj: Any = Leaf(list(rec[1]), list(rec[2]))
+            obj: Any = Leaf(_row_keys(rec[1], rec[2]), list(rec[2]))
         elif kind == 1:
             obj = Inner(list(rec[1]), [objs[c] for c in rec[2]], list(rec[3]))
         elif kind == 2:
@@ -209,6 +209,13 @@ def load_nodes(path: Path, length: int, root: Commit, *,
         if progress is not None and i % 50_000 == 0:
             progress(i, total)
     return objs
+
+
+def _row_keys(keys: Sequence, rows: Sequence) -> list:
+    """A leaf's keys, each the same object as its row's first column when they are equal
+    (an INTEGER PRIMARY KEY), as in memory before the restart: one int per row, not two."""
+    return [r[0] if type(r) is tuple and r and type(r[0]) is type(k) and r[0] == k else k
+            for k, r in zip(keys, rows)]
 
 
 def _tree(objs: list[Any], pid: int) -> PTree:
