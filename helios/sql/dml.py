@@ -101,6 +101,12 @@ class InsertPlan:
             self.query = planner.plan_query(stmt.source)
         self.targets = targets
         self.full = len(targets) == len(names)
+        # VALUES ($1, $2, ...) naming every column in order: a parameter set *is* the row.
+        src = stmt.source
+        self.params_are_rows = (isinstance(src, ast.Values) and len(src.rows) == 1 and self.full
+                                and targets == list(range(len(names)))
+                                and [getattr(e, "index", None) for e in src.rows[0]] == list(range(1, len(names) + 1))
+                                and all(isinstance(e, ast.Parameter) for e in src.rows[0]))
         width = len(self.values[0]) if self.values else len(self.query.columns)
         if width != len(targets):
             raise SemanticError(
@@ -127,6 +133,23 @@ class InsertPlan:
                 row[pos] = v
             out.append(_finish_row(self.schema, row, auto, self.coerce))
         return out
+
+    def rows_from_params(self, param_sets: list[tuple]) -> list[tuple] | None:
+        """executemany's fast path (``params_are_rows``): coerce column by column and
+        check NOT NULL once per column. None when a row needs more (a NULL key to number,
+        a wrong row width): the caller then finishes rows one at a time."""
+        if not self.params_are_rows or not param_sets:
+            return None
+        width = len(self.schema.columns)
+        if any(len(p) != width for p in param_sets):
+            return None
+        columns = [list(map(f, col)) for f, col in zip(self.coerce, zip(*param_sets))]
+        for c, values in zip(self.schema.columns, columns):
+            if not c.nullable and None in values:
+                if any(c is self.schema.columns[p] for p in self.schema.primary_key):
+                    return None                        # maybe an INTEGER PRIMARY KEY to number
+                raise NotNullViolation(f"NOT NULL constraint failed: {self.schema.name}.{c.name}")
+        return list(zip(*columns))
 
     def apply(self, tx: Any, rows: list[tuple]) -> int:
         table, mode = self.schema.name, self.stmt.on_conflict

@@ -223,6 +223,9 @@ class Engine:
         """executemany for INSERT: every parameter set's rows, inserted as one batch."""
         c = self._cached(key, tx, lambda rt, planner, cat: dml.InsertPlan(tx, stmt, planner))
         ins: dml.InsertPlan = c.plan
+        fast = ins.rows_from_params(param_sets)
+        if fast is not None:
+            return ins.apply(tx, fast)
         auto = ins.auto_key(tx)
         rows: list[tuple] = []
         for params in param_sets:

@@ -231,3 +231,17 @@ def test_select5_style_eight_table_join_finishes_fast():
     assert r.rows == ref.execute(sql).fetchall()
     plan = "\n".join(x[0] for x in d.execute("EXPLAIN " + sql).rows)
     assert plan.count("HashJoin") == 7 and "NestedLoopJoin" not in plan
+
+
+def test_executemany_fast_path_keeps_every_check():
+    d = EmbeddedDatabase(":memory:")
+    d.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT NOT NULL, score REAL)")
+    d.executemany("INSERT INTO t VALUES ($1, $2, $3)", [(1, "a", 1), (2, "b", None), (None, "auto", 2.5)])
+    assert d.execute("SELECT * FROM t ORDER BY id").rows == [(1, "a", 1.0), (2, "b", None), (3, "auto", 2.5)]
+    with pytest.raises(errors.NotNullViolation):
+        d.executemany("INSERT INTO t VALUES ($1, $2, $3)", [(10, "ok", 1.0), (11, None, 1.0)])
+    with pytest.raises(errors.TypeMismatch):
+        d.executemany("INSERT INTO t VALUES ($1, $2, $3)", [(12, "ok", 1.0), (13, "x", "not a number")])
+    with pytest.raises(errors.DuplicateKey):
+        d.executemany("INSERT INTO t VALUES ($1, $2, $3)", [(14, "ok", 1.0), (1, "dup", 1.0)])
+    assert d.execute("SELECT count(*) FROM t").rows == [(3,)]          # every failed batch changed nothing
