@@ -37,35 +37,31 @@ def coercers(schema: TableSchema) -> list[Callable[[Any], Any]]:
     return [column_coercer(c.type or "any", column=c.name) for c in schema.columns]
 
 
-def _finish_row(schema: TableSchema, row: list, auto_key: Callable[[], int] | None,
-                coerce: list[Callable[[Any], Any]] | None = None) -> tuple:
-    """Coerce each value to its column's type and check NOT NULL."""
-    coerce = coerce or coercers(schema)
-    out = [f(v) for f, v in zip(coerce, row)]
-    if auto_key is not None and out[schema.primary_key[0]] is None:
-        out[schema.primary_key[0]] = auto_key()
-    if None in out:
-        for c, v in zip(schema.columns, out):
-            if v is None and not c.nullable:
-                raise NotNullViolation(f"NOT NULL constraint failed: {schema.name}.{c.name}")
-    return tuple(out)
-
-
-def _auto_key(tx: Any, schema: TableSchema) -> Callable[[], int] | None:
-    """INTEGER PRIMARY KEY given NULL takes max(key) + 1, as SQLite's rowid alias does."""
+def _finish_rows(tx: Any, schema: TableSchema, prepared: list[list],
+                 coerce: list[Callable[[Any], Any]], *, number_keys: bool = True) -> list[tuple]:
+    """Coerce every value to its column's type, number NULL INTEGER PRIMARY KEYs and
+    check NOT NULL. Numbering follows SQLite's rowid alias: one more than the largest
+    key so far, counting the rows of this same statement inserted before it."""
+    rows = [[f(v) for f, v in zip(coerce, row)] for row in prepared]
     pk = schema.primary_key
-    if len(pk) != 1 or schema.columns[pk[0]].type not in ("int4", "int8"):
-        return None
-    state = {"next": None}
-
-    def next_key() -> int:
-        if state["next"] is None:
+    if number_keys and len(pk) == 1 and schema.columns[pk[0]].type in ("int4", "int8"):
+        p = pk[0]
+        if any(r[p] is None for r in rows):
             last = tx.table(schema.name).rows.last()
-            state["next"] = (last[0] + 1) if last is not None and isinstance(last[0], int) else 1
-        k = state["next"]
-        state["next"] = k + 1
-        return k
-    return next_key
+            top = last[0] if last is not None and isinstance(last[0], int) else 0
+            for r in rows:
+                k = r[p]
+                if k is None:
+                    top += 1
+                    r[p] = top
+                elif isinstance(k, int) and k > top:
+                    top = k
+    for r in rows:
+        if None in r:
+            for c, v in zip(schema.columns, r):
+                if v is None and not c.nullable:
+                    raise NotNullViolation(f"NOT NULL constraint failed: {schema.name}.{c.name}")
+    return [tuple(r) for r in rows]
 
 
 class InsertPlan:
@@ -113,26 +109,27 @@ class InsertPlan:
                 f"table {schema.name} has {len(names)} columns but {width} values were supplied"
                 if not stmt.columns else f"{width} values for {len(targets)} columns")
 
-    def auto_key(self, tx: Any) -> Callable[[], int] | None:
-        return _auto_key(tx, self.schema)
-
-    def rows(self, tx: Any, auto: Callable[[], int] | None = None) -> list[tuple]:
-        """The finished rows for the current parameters (``planner.rt.params``);
-        ``auto`` numbers NULL integer keys (share one across an executemany batch)."""
+    def prepare(self) -> list[list]:
+        """Rows for the current parameters (``planner.rt.params``), values in place,
+        defaults filled, not yet coerced."""
         if self.values is not None:
             source = [tuple(f(()) for f in row) for row in self.values]
         else:
             source = self.query.run()
-        if auto is None:
-            auto = _auto_key(tx, self.schema)
         out = []
         n = len(self.schema.columns)
         for src in source:
             row = [None] * n if self.full else [d() for d in self.defaults]
             for pos, v in zip(self.targets, src):
                 row[pos] = v
-            out.append(_finish_row(self.schema, row, auto, self.coerce))
+            out.append(row)
         return out
+
+    def finish(self, tx: Any, prepared: list[list]) -> list[tuple]:
+        return _finish_rows(tx, self.schema, prepared, self.coerce)
+
+    def rows(self, tx: Any) -> list[tuple]:
+        return self.finish(tx, self.prepare())
 
     def rows_from_params(self, param_sets: list[tuple]) -> list[tuple] | None:
         """executemany's fast path (``params_are_rows``): coerce column by column and
@@ -215,15 +212,16 @@ def update(tx: Any, stmt: ast.Update, planner: Planner) -> int:
             raise SemanticError(f"no such column: {a.column}")
         sets[names.index(a.column.lower())] = planner.compiler.compile(a.value, scope)
     targets = _matching(tx, schema, stmt.where, planner, scope)
-    changes = []
-    for key, row in targets:
+    prepared = []
+    for _, row in targets:
         new = list(row)
         for pos, f in sets.items():
             new[pos] = f(row)
-        changes.append((key, _finish_row(schema, new, None)))
-    for key, row in changes:
+        prepared.append(new)
+    finished = _finish_rows(tx, schema, prepared, coercers(schema), number_keys=False)
+    for (key, _), row in zip(targets, finished):
         tx.update(schema.name, key, row)
-    return len(changes)
+    return len(finished)
 
 
 def delete(tx: Any, stmt: ast.Delete, planner: Planner) -> int:

@@ -226,12 +226,11 @@ class Engine:
         fast = ins.rows_from_params(param_sets)
         if fast is not None:
             return ins.apply(tx, fast)
-        auto = ins.auto_key(tx)
-        rows: list[tuple] = []
+        prepared: list[list] = []
         for params in param_sets:
             c.rt.reset(params, tx, None, None)
-            rows.extend(ins.rows(tx, auto))
-        return ins.apply(tx, rows)
+            prepared.extend(ins.prepare())
+        return ins.apply(tx, ins.finish(tx, prepared))
 
 
 def _column_types(static: list[str | None], rows: list[tuple]) -> list[str]:
