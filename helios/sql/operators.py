@@ -266,6 +266,20 @@ class Project(Operator):
         return f"Project {len(self.exprs)} columns"
 
 
+def _join_row(out: list, left: Row, candidates: list, pred: Callable[[Row], Any] | None, outer: bool,
+              pad: Row) -> None:
+    """Append ``left`` joined with each candidate that satisfies ``pred``; for an outer
+    join with none, ``left`` padded with NULLs."""
+    if pred is None:
+        joined = [left + r for r in candidates]
+    else:
+        joined = [j for r in candidates if pred(j := left + r)]
+    if joined:
+        out.extend(joined)
+    elif outer:
+        out.append(left + pad)
+
+
 class HashJoin(Operator):
     """Equi-join: builds a hash table on the right input, probes it with the left.
 
@@ -312,18 +326,7 @@ class HashJoin(Operator):
             out: list = []
             for l in batch:
                 k = lkey(l)
-                matches = get(k, empty) if k is not None else empty
-                if residual is None:
-                    if matches:
-                        out.extend([l + r for r in matches])
-                    elif outer:
-                        out.append(l + pad)
-                else:
-                    joined = [j for r in matches if residual(j := l + r)]
-                    if joined:
-                        out.extend(joined)
-                    elif outer:
-                        out.append(l + pad)
+                _join_row(out, l, get(k, empty) if k is not None else empty, residual, outer, pad)
                 if len(out) >= BATCH:
                     yield out
                     out = []
@@ -350,14 +353,7 @@ class NestedLoopJoin(Operator):
         for batch in self._drain(left):
             out: list = []
             for l in batch:
-                if pred is None:
-                    out.extend([l + r for r in inner])
-                else:
-                    joined = [j for r in inner if pred(j := l + r)]
-                    if joined:
-                        out.extend(joined)
-                    elif outer:
-                        out.append(l + pad)
+                _join_row(out, l, inner, pred, outer, pad)
                 if len(out) >= BATCH:
                     check()
                     yield out

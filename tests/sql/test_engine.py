@@ -245,3 +245,13 @@ def test_executemany_fast_path_keeps_every_check():
     with pytest.raises(errors.DuplicateKey):
         d.executemany("INSERT INTO t VALUES ($1, $2, $3)", [(14, "ok", 1.0), (1, "dup", 1.0)])
     assert d.execute("SELECT count(*) FROM t").rows == [(3,)]          # every failed batch changed nothing
+
+
+def test_left_join_without_condition_pads_when_the_right_side_is_empty():
+    d = EmbeddedDatabase(":memory:")
+    d.execute("CREATE TABLE a (x INT)")
+    d.execute("CREATE TABLE b (y INT)")
+    d.execute("INSERT INTO a VALUES (1), (2)")
+    assert d.execute("SELECT * FROM a LEFT JOIN b ORDER BY x").rows == [(1, None), (2, None)]
+    d.execute("INSERT INTO b VALUES (7)")
+    assert d.execute("SELECT * FROM a LEFT JOIN b ORDER BY x").rows == [(1, 7), (2, 7)]
