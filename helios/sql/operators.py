@@ -296,41 +296,83 @@ class HashJoin(Operator):
         self.residual = residual
 
     def _batches(self) -> Iterator[Batch]:
+        """Hash the smaller input. The right input is read whole; the left is buffered
+        only until it is clearly not the smaller one. Either way rows come out in left
+        order, each left row's matches in right order, as SQL engines usually do."""
         left, right = self.children
+        check = self.rt.check
+        with paused():                           # building makes many small lists
+            right_rows = [r for batch in self._drain(right) for r in batch]
+            buffered: list = []
+            exhausted = True
+            for batch in self._drain(left):
+                buffered.extend(batch)
+                if len(buffered) * 2 > len(right_rows):
+                    exhausted = False
+                    break
+            if exhausted:
+                yield from self._build_left(buffered, right_rows, check)
+                return
+            table = self._hash(right_rows, self.right_key)
+        yield from self._probe(table, buffered, check)
+        yield from self._probe(table, (r for batch in self._drain(left) for r in batch), check)
+
+    @staticmethod
+    def _hash(rows: list, key: Callable[[Row], Any], positions: bool = False) -> dict:
+        """key -> the rows (or their positions) with that key; NULL keys never match."""
         table: dict = {}
-        rkey, check = self.right_key, self.rt.check
-        with paused():                           # the build side makes many small lists
-            self._build(table, right, rkey, check)
-        yield from self._probe(table, left, check)
+        get = table.get
+        for i, r in enumerate(rows):
+            k = key(r)
+            if k is None or (type(k) is tuple and None in k):
+                continue
+            item = i if positions else r
+            bucket = get(k)
+            if bucket is None:
+                table[k] = [item]
+            else:
+                bucket.append(item)
+        return table
 
-    def _build(self, table: dict, right: Operator, rkey: Callable[[Row], Any], check: Callable[[], None]) -> None:
-        for batch in self._drain(right):
-            check()
-            for r in batch:
-                k = rkey(r)
-                if k is None or (type(k) is tuple and None in k):
-                    continue
-                bucket = table.get(k)
-                if bucket is None:
-                    table[k] = [r]
-                else:
-                    bucket.append(r)
-
-    def _probe(self, table: dict, left: Operator, check: Callable[[], None]) -> Iterator[Batch]:
+    def _probe(self, table: dict, left_rows: Iterable[Row], check: Callable[[], None]) -> Iterator[Batch]:
         lkey, residual, get = self.left_key, self.residual, table.get
-        outer = self.kind == "LEFT"
-        pad = self.pad
-        empty: list = []
-        for batch in self._drain(left):
-            check()
-            out: list = []
-            for l in batch:
-                k = lkey(l)
-                _join_row(out, l, get(k, empty) if k is not None else empty, residual, outer, pad)
-                if len(out) >= BATCH:
-                    yield out
-                    out = []
-            yield out
+        outer, pad, empty = self.kind == "LEFT", self.pad, []
+        out: list = []
+        for n, l in enumerate(left_rows):
+            k = lkey(l)
+            _join_row(out, l, get(k, empty) if k is not None else empty, residual, outer, pad)
+            if len(out) >= BATCH or n % BATCH == BATCH - 1:
+                check()
+                yield out
+                out = []
+        yield out
+
+    def _build_left(self, left_rows: list, right_rows: list, check: Callable[[], None]) -> Iterator[Batch]:
+        """The left input is the smaller: hash it, stream the right past it."""
+        where = self._hash(left_rows, self.left_key, positions=True)
+        matches: list = [None] * len(left_rows)
+        rkey, get = self.right_key, where.get
+        with paused():
+            for r in right_rows:
+                k = rkey(r)
+                if k is None:
+                    continue
+                for i in get(k, ()):
+                    m = matches[i]
+                    if m is None:
+                        matches[i] = [r]
+                    else:
+                        m.append(r)
+        check()
+        residual, outer, pad, empty = self.residual, self.kind == "LEFT", self.pad, []
+        out: list = []
+        for l, m in zip(left_rows, matches):
+            _join_row(out, l, m or empty, residual, outer, pad)
+            if len(out) >= BATCH:
+                check()
+                yield out
+                out = []
+        yield out
 
     def describe(self) -> str:
         return f"HashJoin {self.kind}"

@@ -48,6 +48,8 @@ def cases(view):
                                   lambda r: r[0], "INNER", 2), 1667),
         "HashJoin LEFT": (ops.HashJoin(rt, _source(rows[:9]), _source([(0, "a")]), lambda r: r[1],
                                        lambda r: r[0], "LEFT", 2), 9),
+        "HashJoin small left": (ops.HashJoin(rt, _source([(0,), (1,), (None,), (7,)]), _source(rows),
+                                             lambda r: r[0], lambda r: r[1], "LEFT", 2), 1669),
         "NestedLoopJoin": (ops.NestedLoopJoin(rt, _source(rows[:50]), _source(rows[:40]), "INNER", 2,
                                               lambda r: r[0] == r[2]), 40),
         "HashAggregate": (ops.HashAggregate(rt, _source(rows), [lambda r: r[1]], []), 3),
@@ -67,7 +69,7 @@ def test_every_operator_class_is_covered(view):
 
 
 NAMES = ["TableScan", "TableScan range", "KeyLookup", "IndexScan", "Values", "Rows", "Filter", "Project",
-         "HashJoin", "HashJoin LEFT", "NestedLoopJoin", "HashAggregate", "Sort", "TopN", "Limit", "Distinct",
+         "HashJoin", "HashJoin LEFT", "HashJoin small left", "NestedLoopJoin", "HashAggregate", "Sort", "TopN", "Limit", "Distinct",
          "SetOp"]
 
 
@@ -102,3 +104,15 @@ def test_close_before_the_end_releases_children(view):
     assert op.next()
     op.close()
     assert src._closed and op.next() == []
+
+
+def test_hash_join_keeps_left_order_whichever_side_it_hashes(view):
+    rt = _rt(view)
+    left = [(i % 5, f"l{i}") for i in range(12)]
+    right = [(k, f"r{j}") for j, k in enumerate([3, 1, 3, 0, 9] * 3)]
+    expected = [l + r for l in left for r in right if l[0] == r[0]]
+    small_left = ops.HashJoin(rt, _source(left), _source(right * 10), lambda r: r[0], lambda r: r[0], "INNER", 2)
+    big_left = ops.HashJoin(rt, _source(left * 10), _source(right), lambda r: r[0], lambda r: r[0], "INNER", 2)
+    assert ops.run_all(small_left) == [l + r for l in left for r in right * 10 if l[0] == r[0]]
+    assert ops.run_all(big_left) == [l + r for l in left * 10 for r in right if l[0] == r[0]]
+    assert expected
