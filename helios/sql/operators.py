@@ -307,7 +307,7 @@ class HashJoin(Operator):
             exhausted = True
             for batch in self._drain(left):
                 buffered.extend(batch)
-                if len(buffered) * 2 > len(right_rows):
+                if len(buffered) * 4 > len(right_rows):    # hash the left only when far smaller
                     exhausted = False
                     break
             if exhausted:
