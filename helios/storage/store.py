@@ -335,9 +335,10 @@ class Store:
     def snapshot(self, branch: str = MAIN, as_of: float | None = None) -> Snapshot:
         self._check_open()
         b = self._branch(branch)
-        if as_of is None:
-            return Snapshot(branch, b.head)
-        return Snapshot(branch, self._commit_at(b, to_micros(as_of)))
+        ts = None if as_of is None else to_micros(as_of)
+        with self._vis_lock:        # a branch's commit list is never read while pruning edits it
+            commit = b.head if ts is None else self._commit_at(b, ts)
+        return Snapshot(branch, commit)
 
     def _commit_at(self, b: Branch, ts: int) -> Commit:
         if b.horizon is not None and ts < b.horizon:
@@ -484,7 +485,8 @@ class Store:
 
     def branch_info(self, name: str) -> BranchInfo:
         b = self._branch(name)
-        head = b.head
+        with self._vis_lock:
+            head = b.head
         state = head.state
         stats = BranchStats(total_keys=state.total_rows(), size_bytes=_estimate_bytes(state),
                             last_modified=to_seconds(max(head.ts, b.created_at)))
@@ -540,7 +542,7 @@ class Store:
         if self.retention_us is None:
             return
         cutoff = to_micros(self._clock()) - self.retention_us
-        with self._wlock:
+        with self._wlock, self._vis_lock:
             for b in self._branches.values():
                 i = min(b.own_commit_index_before(cutoff), b.visible - 1) if b.visible else -1
                 if i > 0:

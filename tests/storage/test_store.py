@@ -339,3 +339,38 @@ def test_concurrent_writers_serialise(db):
     for t in threads:
         t.join()
     assert len(rows_of(db)) == 5 + 200
+
+
+def test_reads_stay_consistent_while_retention_prunes(tmp_path):
+    clock = FakeClock()
+    db = Store(tmp_path / "db", clock=clock, retention=1)
+    with db.write() as tx:
+        tx.create_table(users_schema())
+    for i in range(300):
+        clock.advance(0.01)
+        with db.write() as tx:
+            tx.insert("users", (i, "n", "e"))
+    errors_seen = []
+    stop = threading.Event()
+
+    def reader():
+        while not stop.is_set():
+            try:
+                n = len(rows_of(db))
+                assert n >= 300
+            except Exception as exc:            # surfaced below
+                errors_seen.append(exc)
+                return
+    threads = [threading.Thread(target=reader) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for _ in range(20):
+        clock.advance(0.5)
+        with db.write() as tx:
+            tx.update("users", 0, (0, "m", "e"))
+        db.checkpoint()                          # prunes the commits older than a second
+    stop.set()
+    for t in threads:
+        t.join()
+    assert not errors_seen, errors_seen[:1]
+    db.close()
