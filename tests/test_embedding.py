@@ -9,7 +9,6 @@ import sys
 import urllib.request
 from pathlib import Path
 
-import pytest
 
 from helios import EmbeddedDatabase
 
@@ -44,7 +43,6 @@ def test_example_site_serves_its_page_and_the_api(tmp_path):
     db.close()
 
 
-@pytest.mark.skipif(sys.platform != "linux", reason="uses the default reactor in a subprocess")
 def test_serve_with_shutdown_checkpoints_and_closes(tmp_path):
     code = f"""
 import json, urllib.request

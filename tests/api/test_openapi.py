@@ -25,7 +25,7 @@ from helios.api.app import HeliosAPI
 from helios.api.auth import AuthMiddleware
 from helios.api.openapi import document
 from helios.api.ratelimit import RateLimitConfig, RateLimitMiddleware
-from http_memory import Response
+from http_memory import MemoryClient, Response
 
 DOC = document()
 BASE = "urn:helios:openapi"
@@ -58,29 +58,17 @@ def _validate(pointer: str, instance: Any) -> None:
     Draft202012Validator({"$ref": BASE + pointer}, registry=REGISTRY).validate(instance)
 
 
-class Checked:
+class Checked(MemoryClient):
     """A client whose every answer must be one the document promises for the routed operation."""
 
-    def __init__(self, client: Any) -> None:
-        self.client = client
+    def __init__(self, client: MemoryClient | None) -> None:
+        super().__init__(client.site if client else None, client.client_ip if client else "127.0.0.1")
         self.seen: set[tuple[str, str, int]] = set()
 
     def request(self, method: str, path: str, **kw: Any) -> Response:
-        r = self.client.request(method, path, **kw)
+        r = super().request(method, path, **kw)
         self.check(method, path, r)
         return r
-
-    def get(self, path: str, **kw: Any) -> Response:
-        return self.request("GET", path, **kw)
-
-    def post(self, path: str, **kw: Any) -> Response:
-        return self.request("POST", path, **kw)
-
-    def put(self, path: str, **kw: Any) -> Response:
-        return self.request("PUT", path, **kw)
-
-    def delete(self, path: str, **kw: Any) -> Response:
-        return self.request("DELETE", path, **kw)
 
     def check(self, method: str, path: str, r: Response) -> None:
         rule, _ = ROUTES.match(urlsplit(path).path, method=method, return_rule=True)
