@@ -84,6 +84,11 @@ class TableNotFound(NotFound):
 class QueryTimeout(HeliosError):
     status, error = 408, "QueryTimeout"
 
+    @classmethod
+    def after(cls, timeout_ms: int) -> "QueryTimeout":
+        """The contract's message for a query stopped by its ``timeout_ms``."""
+        return cls(f"Query exceeded timeout of {timeout_ms}ms")
+
 
 class QueryCancelled(HeliosError):
     """The client went away (or the caller cancelled); the query stopped early."""

@@ -6,11 +6,18 @@ scope, run the work off the reactor thread (a bounded pool; the executor's
 deadline enforces ``timeout_ms``), then render the result or the one canonical
 error body. Exceptions become responses in exactly one place (``_error``),
 through the status and error name each ``HeliosError`` carries.
+
+Reads first try to answer on the reactor itself, under a small budget
+(``inline_budget_ms``, default 2 ms) enforced by the executor's own deadline: a
+point query costs tens of microseconds, while the hop to a pool thread and back
+costs more than the query. A read that runs out of budget is run again in the
+pool (a read-only statement is safe to repeat) with what is left of its
+``timeout_ms``, and its text is remembered so the next one goes straight there.
+The reactor is never held for more than the budget, so ``/health`` stays prompt.
 """
 from __future__ import annotations
 
 import itertools
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -22,7 +29,8 @@ from twisted.web.iweb import IRequest
 
 from .. import __version__
 from ..embedded import EmbeddedDatabase
-from ..errors import BadRequest, HeliosError, PayloadTooLarge, QueryCancelled, TooManyRequests, Unauthorized
+from ..errors import (BadRequest, HeliosError, PayloadTooLarge, QueryCancelled, QueryTimeout, TooManyRequests,
+                      Unauthorized)
 from .metrics import ApiMetrics
 from .render import dumps, loads_object, rows_as
 
@@ -32,7 +40,33 @@ READ, WRITE = "read", "write"
 DEFAULT_MAX_BODY = 16 << 20
 DEFAULT_TIMEOUT_MS = 30_000
 MAX_TIMEOUT_MS = 3_600_000
+DEFAULT_INLINE_BUDGET_MS = 2
+MAX_INLINE_SQL = 4096                 # longer statements are parsed in the pool, never on the reactor
+_SLOW_MEMORY = 1024                   # how many offloaded read shapes are remembered ...
+_SLOW_FOR_S = 10.0                    # ... and for how long (a GC pause must not exile a point query for good)
 _request_ids = itertools.count(1)
+
+
+class CancelFlag:
+    """Set when the client disconnects; the executor polls ``is_set()``.
+
+    The executor only needs the flag, and a ``threading.Event`` (a Condition and a
+    lock) per request was measurable on the request path."""
+
+    __slots__ = ("_set",)
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
+
+
+class Offload(Exception):
+    """Inline work ran out of its reactor budget: run it again in the thread pool."""
 
 
 @dataclass
@@ -42,11 +76,29 @@ class Ctx:
     request: Any
     body: dict = field(default_factory=dict)
     author: Any = None
-    cancel: threading.Event = field(default_factory=threading.Event)
+    cancel: CancelFlag = field(default_factory=CancelFlag)
+    budget_ms: int | None = None     # set while the work runs inline on the reactor
+    spent_ms: float = 0.0            # what an inline attempt used before it was offloaded
 
     def arg(self, name: str) -> str | None:
         values = self.request.args.get(name.encode())
         return values[-1].decode("utf-8", "replace") if values else None
+
+    def read(self, run: Callable[[int], Any], timeout_ms: int) -> Any:
+        """Call ``run(timeout)`` with the caller's timeout less what an inline attempt used,
+        capped at the budget while inline; out of budget (not of the caller's time) -> Offload."""
+        left = max(1, int(timeout_ms - self.spent_ms))
+        if self.budget_ms is None or left <= self.budget_ms:
+            try:
+                return run(left)
+            except QueryTimeout:
+                if left == timeout_ms:
+                    raise
+                raise QueryTimeout.after(timeout_ms) from None   # the caller's timeout, not the remainder
+        try:
+            return run(self.budget_ms)
+        except QueryTimeout:
+            raise Offload from None
 
 
 def _fields(body: dict, allowed: set[str], where: str) -> None:
@@ -106,9 +158,12 @@ class HeliosAPI:
 
     def __init__(self, db: EmbeddedDatabase, *, auth: Any = None, rate_limit: Any = None,
                  public_rate_limit: Any = None, heavy_rate_limit: Any = None,
-                 run: Callable[..., defer.Deferred] | None = None, max_body: int = DEFAULT_MAX_BODY) -> None:
+                 run: Callable[..., defer.Deferred] | None = None, max_body: int = DEFAULT_MAX_BODY,
+                 inline_budget_ms: int = DEFAULT_INLINE_BUDGET_MS) -> None:
         """``run(f, *args)`` runs blocking work off the reactor and returns a Deferred
-        (the server passes a bounded thread pool; tests may pass a synchronous runner)."""
+        (the server passes a bounded thread pool; tests may pass a synchronous runner).
+        ``inline_budget_ms``: how long a read may run on the reactor before it moves to
+        the pool (0: every read goes to the pool)."""
         self.db = db
         self.auth = auth
         self.rate_limit = rate_limit
@@ -116,8 +171,11 @@ class HeliosAPI:
         self.heavy_rate_limit = heavy_rate_limit
         self._run = run or (lambda f, *a: defer.maybeDeferred(f, *a))
         self.max_body = max_body
+        self.inline_budget_ms = inline_budget_ms
         self.ready = True
         self.metrics = ApiMetrics(db)
+        self._slow: dict[Any, float] = {}            # read shape -> until when it goes straight to the pool
+        self._heavy_sql: dict[str, bool] = {}        # SQL text -> heavy? (the AST walk is per text, not per call)
 
     def resource(self) -> Any:
         """An IResource serving the API: mount it anywhere in a twisted.web site."""
@@ -125,15 +183,17 @@ class HeliosAPI:
 
     # ------------------------------------------------------------------ the common path
     def _serve(self, request: IRequest, route: str, need: str | None, work: Callable[[Ctx], tuple[int, Any]], *,
-               body: str | None = None, heavy: bool | Callable[[dict], bool] = False) -> Any:
+               body: str | None = None, heavy: bool | Callable[[dict], bool] = False,
+               inline: Callable[[Ctx], Any] | None = None) -> Any:
         """``route`` labels metrics and logs; ``body``: None (no body), "required" or "optional";
         ``need``: the scope, or None for public endpoints; ``heavy``: also take a token from the
-        heavy-operations bucket (or a function of the body deciding it). Returns a Deferred."""
+        heavy-operations bucket (or a function of the body deciding it); ``inline``: for reads,
+        a function of the context giving the request's shape (None: not worth trying) - the work
+        is tried on the reactor first (see the module docstring). Returns bytes or a Deferred."""
         t0 = time.perf_counter()
         rid = next(_request_ids)
         request.setHeader(b"x-request-id", str(rid).encode())
         ctx = Ctx(request)
-        request.notifyFinish().addErrback(lambda _: ctx.cancel.set())
         principal = None
         try:
             principal = self._authenticate(request, need)
@@ -147,10 +207,31 @@ class HeliosAPI:
                 self._limit_heavy(request, principal)
         except Exception as exc:  # noqa: BLE001 - every failure becomes the canonical body
             return self._finish(request, route, *self._error(exc, rid), t0, principal)
+        shape = inline(ctx) if inline is not None and self.inline_budget_ms > 0 else None
+        if shape is not None and self._slow.get(shape, 0.0) < t0:
+            ctx.budget_ms = self.inline_budget_ms
+            started = time.perf_counter()
+            try:
+                status, payload = work(ctx)
+            except Offload:
+                ctx.spent_ms = (time.perf_counter() - started) * 1000
+                ctx.budget_ms = None
+                self._remember_slow(shape)
+            except Exception as exc:  # noqa: BLE001
+                return self._finish(request, route, *self._error(exc, rid), t0, principal)
+            else:
+                return self._finish(request, route, status, payload, t0, principal)
+        request.notifyFinish().addErrback(lambda _: ctx.cancel.set())   # a client that leaves cancels the work
         d = self._run(work, ctx)
         d.addCallbacks(lambda result: self._finish(request, route, result[0], result[1], t0, principal),
                        lambda f: self._finish(request, route, *self._error(f.value, rid, f), t0, principal))
         return d
+
+    def _remember_slow(self, shape: Any) -> None:
+        self._slow.pop(shape, None)
+        if len(self._slow) >= _SLOW_MEMORY:
+            del self._slow[next(iter(self._slow))]
+        self._slow[shape] = time.perf_counter() + _SLOW_FOR_S
 
     def _authenticate(self, request: IRequest, need: str | None) -> Any:
         if self.auth is None or not self.auth.enabled:
@@ -245,8 +326,11 @@ class HeliosAPI:
         if isinstance(payload, bytes) and status < 400:
             request.setHeader(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")
         who = "-" if principal is None else f"{principal.user_id}@{principal.tenant_id}"
-        log.info("{method} {path} {status} {ms}ms {who}", method=request.method.decode(),
-                 path=request.path.decode("utf-8", "replace"), status=status, ms=_elapsed_ms(t0), who=who)
+        method, path, ms = request.method.decode(), request.path.decode("utf-8", "replace"), _elapsed_ms(t0)
+        # One pre-formatted field: twisted.logger's format-string interpreter is pure Python and
+        # costs per field; the fields stay on the event for structured (JSON) observers.
+        log.info("{request_line}", request_line=f"{method} {path} {status} {ms}ms {who}",
+                 method=method, path=path, status=status, ms=ms, who=who)
         return data
 
     # ------------------------------------------------------------------ health and version
@@ -339,14 +423,15 @@ class HeliosAPI:
     @app.route("/v1/branches/<string:name>/tables/<string:table>/data", methods=["GET"])
     def read_data(self, request: IRequest, name: str, table: str) -> Any:
         def work(ctx: Ctx) -> tuple[int, Any]:
-            r = self.db.read_rows(table, columns=ctx.arg("columns"), filter=ctx.arg("filter"),
-                                  order_by=ctx.arg("order_by"), page=ctx.arg("page"), limit=ctx.arg("limit"),
-                                  branch=name, as_of=_as_of_query(ctx.arg("as_of")),
-                                  timeout_ms=DEFAULT_TIMEOUT_MS)
+            as_of = _as_of_query(ctx.arg("as_of"))
+            r = ctx.read(lambda timeout: self.db.read_rows(
+                table, columns=ctx.arg("columns"), filter=ctx.arg("filter"), order_by=ctx.arg("order_by"),
+                page=ctx.arg("page"), limit=ctx.arg("limit"), branch=name, as_of=as_of, timeout_ms=timeout),
+                DEFAULT_TIMEOUT_MS)
             columns, rows = rows_as(r["columns"], r["rows"], "object")
             return 200, {"columns": columns, "rows": rows, "total": r["total"], "page": r["page"],
                          "limit": r["limit"], "has_more": r["has_more"]}
-        return self._serve(request, "read_data", READ, work)
+        return self._serve(request, "read_data", READ, work, inline=lambda ctx: _data_shape(ctx, name, table))
 
     @app.route("/v1/branches/<string:name>/tables/<string:table>/data", methods=["POST"])
     def insert_data(self, request: IRequest, name: str, table: str) -> Any:
@@ -401,12 +486,25 @@ class HeliosAPI:
             row_format = body.get("row_format", "object")
             if row_format not in ("object", "array"):
                 raise BadRequest('row_format must be "object" or "array"')
-            r = self.db.query(sql, params, branch=name, as_of=as_of, timeout_ms=timeout, cancel=ctx.cancel)
+            r = ctx.read(lambda timeout: self.db.query(sql, params, branch=name, as_of=as_of, timeout_ms=timeout,
+                                                       cancel=ctx.cancel), timeout)
             columns, rows = rows_as(r.columns, r.rows, row_format)
             return 200, {"columns": columns, "column_types": r.column_types, "rows": rows,
                          "row_count": r.row_count, "execution_time_ms": _elapsed_ms(t0)}
-        return self._serve(request, "query", READ, work, body="required",
-                           heavy=lambda body: isinstance(body.get("sql"), str) and self.db.is_heavy(body["sql"]))
+        return self._serve(request, "query", READ, work, body="required", heavy=self._is_heavy_sql,
+                           inline=lambda ctx: _sql_shape(ctx, name))
+
+    def _is_heavy_sql(self, body: dict) -> bool:
+        sql = body.get("sql")
+        if not isinstance(sql, str):
+            return False
+        heavy = self._heavy_sql.get(sql)
+        if heavy is None:
+            heavy = self.db.is_heavy(sql)
+            if len(self._heavy_sql) >= _SLOW_MEMORY:
+                self._heavy_sql.clear()
+            self._heavy_sql[sql] = heavy
+        return heavy
 
     @app.route("/v1/branches/<string:name>/execute", methods=["POST"])
     def execute(self, request: IRequest, name: str) -> Any:
@@ -440,6 +538,23 @@ class HeliosAPI:
         request.setResponseCode(status)
         request.setHeader(b"content-type", b"application/json")
         return dumps(body)
+
+
+def _sql_shape(ctx: Ctx, branch: str) -> Any:
+    """What identifies a /query for the inline decision: its branch and SQL text (short ones only)."""
+    sql = ctx.body.get("sql")
+    if not isinstance(sql, str) or len(sql) > MAX_INLINE_SQL:
+        return None
+    return ("query", branch, sql)
+
+
+def _data_shape(ctx: Ctx, branch: str, table: str) -> Any:
+    """A data read's shape: everything but the page (later pages of a slow read are slow too)."""
+    args = ctx.request.args
+    shape = tuple(sorted((k, tuple(v)) for k, v in args.items() if k != b"page"))
+    if sum(len(x) for _, vs in shape for x in vs) > MAX_INLINE_SQL:
+        return None
+    return ("data", branch, table, shape)
 
 
 def _client_ip(request: IRequest) -> str:

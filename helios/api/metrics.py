@@ -47,10 +47,19 @@ class ApiMetrics:
         self.latency = Histogram("helios_http_request_duration_seconds", "HTTP request latency by route",
                                  ["route"], buckets=_BUCKETS, registry=self.registry)
         self.registry.register(_DatabaseCollector(db))
+        # Labelled children, looked up once: ``labels()`` re-validates and locks on every call.
+        self._counters: dict[tuple[str, str, int], Any] = {}
+        self._histograms: dict[str, Any] = {}
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
-        self.requests.labels(route, method, str(status)).inc()
-        self.latency.labels(route).observe(seconds)
+        counter = self._counters.get((route, method, status))
+        if counter is None:
+            counter = self._counters[route, method, status] = self.requests.labels(route, method, str(status))
+        histogram = self._histograms.get(route)
+        if histogram is None:
+            histogram = self._histograms[route] = self.latency.labels(route)
+        counter.inc()
+        histogram.observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -43,6 +43,6 @@ class Runtime:
         """Raise QueryTimeout once the deadline has passed, QueryCancelled once the
         client has gone (called every batch)."""
         if self.deadline is not None and _monotonic() > self.deadline:
-            raise QueryTimeout(f"Query exceeded timeout of {self.timeout_ms}ms")
+            raise QueryTimeout.after(self.timeout_ms)
         if self.cancel is not None and self.cancel.is_set():
             raise QueryCancelled("the query was cancelled: the client disconnected")
