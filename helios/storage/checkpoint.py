@@ -189,9 +189,9 @@ def load_nodes(path: Path, length: int, root: Commit, *,
         rec = codec.unpack(payload, where=f"node {i} of {path}")
         kind = rec[0]
         if kind == 0:
-            obj: Any = Leaf(_row_keys(rec[1], rec[2]), list(rec[2]))
+            obj: Any = Leaf(_row_keys(rec[1], rec[2]), tuple(rec[2]))
         elif kind == 1:
-            obj = Inner(list(rec[1]), [objs[c] for c in rec[2]], list(rec[3]))
+            obj = Inner(tuple(rec[1]), tuple([objs[c] for c in rec[2]]), tuple(rec[3]))
         elif kind == 2:
             _, schema, rows_root, idx, next_rowid = rec
             obj = Table(TableSchema.from_plain(schema), _tree(objs, rows_root),

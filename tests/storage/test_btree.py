@@ -484,6 +484,32 @@ def test_validate_reports_broken_invariants() -> None:
     with pytest.raises(ValueError, match="counts"):
         bad_count.validate()
     leaf = next(n for n in t.nodes() if isinstance(n, Leaf))
-    leaf.keys.reverse()  # only ever done here: published nodes are never mutated
+    leaf.keys = leaf.keys[::-1]  # only ever done here: published nodes are never mutated
     with pytest.raises(ValueError, match="increasing"):
         t.validate()
+
+
+def test_old_versions_are_invisible_to_the_cyclic_collector() -> None:
+    """Node sequences are tuples of plain values, which CPython stops tracking after one
+    collection: history kept in memory must not make every full collection longer."""
+    import gc
+    t = TinyTree()
+    versions = []
+    for k in range(300):                       # many path copies, splits and a few deletes
+        t = t.set(k * 7 % 301, ("row", k, None, 1.5))
+        if k % 10 == 9:
+            t = t.discard((k - 5) * 7 % 301)
+        versions.append(t)
+    t = t.update(puts=[(k, (k,)) for k in range(0, 301, 3)], deletes=[1, 4])
+    versions.append(t)
+    gc.collect()
+    gc.collect()          # a leaf's tuple is untracked once its rows are: at the latest one collection later
+    for v in versions:
+        for node in v.nodes():
+            assert not gc.is_tracked(node.keys), node
+            if isinstance(node, Leaf):
+                assert not gc.is_tracked(node.values), node
+            else:
+                assert not gc.is_tracked(node.counts), node
+                assert type(node.children) is tuple
+        v.validate()
