@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from .errors import InvalidParameter, ReadOnlyBranch, SemanticError, TableNotFound, TransactionError
 from .sql import ast, dataops
-from .sql.engine import Engine, Result, bind_params, is_heavy, is_read_only, statement_type
+from .sql.engine import Engine, Prepared, Result, bind, bind_many, is_heavy
 from .storage.branches import BranchInfo
 from .storage.merge import MergeResult
 from .storage.store import MAIN, Store, estimate_table_bytes
@@ -32,22 +32,22 @@ class Transaction:
 
     def execute(self, sql: str, params: Any = None, *, timeout_ms: int | None = None) -> Result:
         result = Result()
-        for key, stmt, n in self.db._statements(sql):
-            bound = self.db._params(params, n)
-            if isinstance(stmt, (ast.Begin, ast.Commit, ast.Rollback)):
+        for s in self.db._engine.prepare(sql):
+            bound = bind(params, s.nparams)
+            if s.control:
                 raise TransactionError("use commit() / rollback() (or leave the with-block) "
                                        "to end this transaction")
-            result = self._run(key, stmt, bound, timeout_ms)
+            result = self._run(s, bound, timeout_ms)
         return result
 
-    def _run(self, key: Any, stmt: ast.Statement, params: tuple, timeout_ms: int | None) -> Result:
+    def _run(self, s: Prepared, params: tuple, timeout_ms: int | None) -> Result:
         engine = self.db._engine
-        if is_read_only(stmt):
-            return engine.query(key, stmt, params, self._tx, timeout_ms=timeout_ms,
+        if s.read_only:
+            return engine.query(s.key, s.stmt, params, self._tx, timeout_ms=timeout_ms,
                                 snapshot_at=self.db._snapshot_at(self.branch))
         mark = self._tx.savepoint()
         try:
-            return engine.write(key, stmt, params, self._tx, timeout_ms=timeout_ms)
+            return engine.write(s.key, s.stmt, params, self._tx, timeout_ms=timeout_ms)
         except BaseException:
             self._tx.rollback_to(mark)            # a failed statement leaves no trace
             raise
@@ -75,6 +75,12 @@ class Transaction:
             self.rollback()
 
 
+class _Session(threading.local):
+    """The calling thread's open transaction (BEGIN through ``execute``), if any."""
+
+    tx: Transaction | None = None          # a class default: reading it never raises
+
+
 class EmbeddedDatabase:
     """An embedded HeliosDB database: ``EmbeddedDatabase("./data/mydb.db")`` or ``(":memory:")``."""
 
@@ -82,7 +88,8 @@ class EmbeddedDatabase:
         self.path = path
         self.store = Store(path, retention=retention, **store_options)
         self._engine = Engine()
-        self._session = threading.local()
+        self._session = _Session()
+        self._snapshot_fns: dict[str, Callable[[float], Any]] = {}
 
     # ------------------------------------------------------------------ SQL
     def execute(self, sql: str, params: Any = None, *, branch: str = MAIN, as_of: float | None = None,
@@ -91,85 +98,92 @@ class EmbeddedDatabase:
 
         ``cancel`` is an optional ``threading.Event``: setting it stops a running
         statement (the server sets it when the client disconnects)."""
+        stmts = self._engine.prepare(sql)
+        if len(stmts) == 1:                                   # the common case, without a loop
+            s = stmts[0]
+            bound = bind(params, s.nparams)
+            if s.read_only and self._session.tx is None:
+                # An autocommit query (what _run does with no transaction open), inline.
+                return self._engine.query(s.key, s.stmt, bound, self.store.snapshot(branch, as_of),
+                                          timeout_ms=timeout_ms, cancel=cancel,
+                                          snapshot_at=self._snapshot_fns.get(branch) or self._snapshot_at(branch))
+            return self._run(s, bound, branch, as_of, timeout_ms, author, cancel)
         result = Result()
-        for key, stmt, n in self._statements(sql):
-            result = self._run(key, stmt, self._params(params, n), branch, as_of, timeout_ms, author, cancel)
+        for s in stmts:
+            result = self._run(s, bind(params, s.nparams), branch, as_of, timeout_ms, author, cancel)
         return result
 
     def query(self, sql: str, params: Any = None, *, branch: str = MAIN, as_of: float | None = None,
               timeout_ms: int | None = None, cancel: Any = None) -> Result:
         """Like ``execute`` but refuses anything that is not a read-only query."""
-        stmts = self._statements(sql)
-        for _, stmt, _ in stmts:
-            if not is_read_only(stmt):
+        for s in self._engine.prepare(sql):
+            if not s.read_only:
                 raise InvalidParameter(f"only read-only statements (SELECT) are allowed here, "
-                                       f"not {statement_type(stmt)}")
+                                       f"not {s.stype}")
         return self.execute(sql, params, branch=branch, as_of=as_of, timeout_ms=timeout_ms, cancel=cancel)
 
     def execute_script(self, sql: str, params: Any = None, *, branch: str = MAIN, timeout_ms: int | None = None,
                        author: Any = None, cancel: Any = None) -> Result:
         """DDL and DML only (the REST ``/execute``): several statements run as one atomic
         commit; the result names the last statement and sums the affected rows."""
-        stmts = self._statements(sql)
-        for _, stmt, _ in stmts:
-            if is_read_only(stmt):
-                raise InvalidParameter(f"{statement_type(stmt)} is a query: run it through /query")
-            if isinstance(stmt, (ast.Begin, ast.Commit, ast.Rollback)):
-                raise InvalidParameter(f"{statement_type(stmt)} is not available here: a request with "
+        stmts = self._engine.prepare(sql)
+        for s in stmts:
+            if s.read_only:
+                raise InvalidParameter(f"{s.stype} is a query: run it through /query")
+            if s.control:
+                raise InvalidParameter(f"{s.stype} is not available here: a request with "
                                        f"several statements already runs them as one transaction")
         if len(stmts) == 1:
-            key, stmt, n = stmts[0]
-            return self._run(key, stmt, self._params(params, n), branch, None, timeout_ms, author, cancel)
+            s = stmts[0]
+            return self._run(s, bind(params, s.nparams), branch, None, timeout_ms, author, cancel)
         total, last = 0, Result()
         with self.transaction(branch=branch, author=author) as tx:
-            for key, stmt, n in stmts:
-                last = tx._run(key, stmt, self._params(params, n), timeout_ms)
+            for s in stmts:
+                last = tx._run(s, bind(params, s.nparams), timeout_ms)
                 total += last.affected_rows
         return Result(statement_type=last.statement_type, affected_rows=total)
 
     def is_heavy(self, sql: str) -> bool:
         """Would this SQL count as a heavy operation for rate limiting (big LIMIT, many joins)?"""
-        return any(is_heavy(stmt) for _, stmt, _ in self._statements(sql))
+        return any(is_heavy(s.stmt) for s in self._engine.prepare(sql))
 
     def executemany(self, sql: str, seq_of_params: Iterable[Any], *, branch: str = MAIN,
                     author: Any = None) -> Result:
         """Run one statement once per parameter set, all in one atomic commit."""
-        stmts = self._statements(sql)
+        stmts = self._engine.prepare(sql)
         if len(stmts) != 1:
             raise InvalidParameter("executemany takes exactly one statement")
-        key, stmt, n = stmts[0]
-        if is_read_only(stmt):
+        s = stmts[0]
+        if s.read_only:
             raise InvalidParameter("executemany is for INSERT, UPDATE and DELETE")
-        param_sets = [self._params(p, n) for p in seq_of_params]
+        bulk = bind_many(seq_of_params, s.nparams) if isinstance(s.stmt, ast.Insert) else None
+        if bulk is not None:
+            param_sets, kinds = bulk
+        else:
+            param_sets, kinds = [bind(p, s.nparams) for p in seq_of_params], None
         tx = self._active(branch)
-        if isinstance(stmt, ast.Insert):
+        if isinstance(s.stmt, ast.Insert):
             if tx is not None:
                 return Result(statement_type="INSERT",
-                              affected_rows=self._engine.insert_many(key, stmt, param_sets, tx._tx))
+                              affected_rows=self._engine.insert_many(s.key, s.stmt, param_sets, tx._tx, kinds))
             with self.store.write(branch, author) as wtx:
-                count = self._engine.insert_many(key, stmt, param_sets, wtx)
+                count = self._engine.insert_many(s.key, s.stmt, param_sets, wtx, kinds)
             return Result(statement_type="INSERT", affected_rows=count)
         total = 0
         with self.transaction(branch=branch, author=author) as t:
             for p in param_sets:
-                total += t._run(key, stmt, p, None).affected_rows
-        return Result(statement_type=statement_type(stmt), affected_rows=total)
+                total += t._run(s, p, None).affected_rows
+        return Result(statement_type=s.stype, affected_rows=total)
 
-    def _statements(self, sql: str) -> list[tuple[Any, ast.Statement, int]]:
-        return [((sql, i), stmt, n) for i, (stmt, n) in enumerate(self._engine.parse(sql))]
-
-    @staticmethod
-    def _params(params: Any, needed: int) -> tuple:
-        bound = bind_params(params)
-        if len(bound) < needed:
-            raise InvalidParameter(f"the statement uses ${needed} but {len(bound)} parameters were given")
-        return bound
-
-    def _snapshot_at(self, branch: str):
-        return lambda ts: self.store.snapshot(branch, ts)
+    def _snapshot_at(self, branch: str) -> Callable[[float], Any]:
+        """AS OF SYSTEM TIME -> a snapshot of ``branch`` (one function per branch, reused)."""
+        fn = self._snapshot_fns.get(branch)
+        if fn is None:
+            fn = self._snapshot_fns[branch] = lambda ts: self.store.snapshot(branch, ts)
+        return fn
 
     def _active(self, branch: str) -> Transaction | None:
-        tx: Transaction | None = getattr(self._session, "tx", None)
+        tx = self._session.tx
         if tx is not None and not tx.active:
             tx = self._session.tx = None
         if tx is not None and tx.branch != branch:
@@ -177,32 +191,35 @@ class EmbeddedDatabase:
                                    f"COMMIT or ROLLBACK it before using branch {branch!r}")
         return tx
 
-    def _run(self, key: Any, stmt: ast.Statement, params: tuple, branch: str, as_of: float | None,
+    def _run(self, s: Prepared, params: tuple, branch: str, as_of: float | None,
              timeout_ms: int | None, author: Any, cancel: Any = None) -> Result:
         tx = self._active(branch)
-        if isinstance(stmt, ast.Begin):
+        if s.control:
+            return self._control(s, tx, branch, author)
+        if tx is not None:
+            if as_of is not None:
+                raise SemanticError("as_of cannot be used inside a transaction")
+            return tx._run(s, params, timeout_ms)
+        if s.read_only:
+            return self._engine.query(s.key, s.stmt, params, self.store.snapshot(branch, as_of),
+                                      timeout_ms=timeout_ms, snapshot_at=self._snapshot_at(branch), cancel=cancel)
+        if as_of is not None:
+            raise ReadOnlyBranch("the past is read-only: as_of applies to queries only")
+        with self.store.write(branch, author) as wtx:
+            return self._engine.write(s.key, s.stmt, params, wtx, timeout_ms=timeout_ms, cancel=cancel)
+
+    def _control(self, s: Prepared, tx: Transaction | None, branch: str, author: Any) -> Result:
+        """BEGIN, COMMIT and ROLLBACK: the calling thread's open transaction."""
+        if isinstance(s.stmt, ast.Begin):
             if tx is not None:
                 raise TransactionError("cannot start a transaction within a transaction")
             self._session.tx = Transaction(self, branch, author)
             return Result(statement_type="BEGIN")
-        if isinstance(stmt, (ast.Commit, ast.Rollback)):
-            if tx is None:
-                raise TransactionError(f"cannot {statement_type(stmt)} - no transaction is active")
-            self._session.tx = None
-            tx.commit() if isinstance(stmt, ast.Commit) else tx.rollback()
-            return Result(statement_type=statement_type(stmt))
-        if tx is not None:
-            if as_of is not None:
-                raise SemanticError("as_of cannot be used inside a transaction")
-            return tx._run(key, stmt, params, timeout_ms)
-        if is_read_only(stmt):
-            view = self.store.snapshot(branch, as_of)
-            return self._engine.query(key, stmt, params, view, timeout_ms=timeout_ms,
-                                      snapshot_at=self._snapshot_at(branch), cancel=cancel)
-        if as_of is not None:
-            raise ReadOnlyBranch("the past is read-only: as_of applies to queries only")
-        with self.store.write(branch, author) as wtx:
-            return self._engine.write(key, stmt, params, wtx, timeout_ms=timeout_ms, cancel=cancel)
+        if tx is None:
+            raise TransactionError(f"cannot {s.stype} - no transaction is active")
+        self._session.tx = None
+        tx.commit() if isinstance(s.stmt, ast.Commit) else tx.rollback()
+        return Result(statement_type=s.stype)
 
     @contextmanager
     def transaction(self, branch: str = MAIN, author: Any = None) -> Iterator[Transaction]:

@@ -9,7 +9,7 @@ whether the schemas it was planned against are still the ones in force.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from typing import Any, Callable
 
 from ..errors import UnknownTable
 from ..storage.schema import TableSchema
@@ -98,3 +98,31 @@ def deps_valid(deps: dict[tuple[str, str], Any], view: Any) -> bool:
         elif view.get_object(VIEW_PREFIX + name) != token:
             return False
     return True
+
+
+def deps_check(deps: dict[tuple[str, str], Any]) -> Callable[[Any], bool]:
+    """``deps_valid`` for one set of deps, specialised once when a plan is cached.
+
+    The common case (every table the plan names exists; views looked up, usually to
+    find none) becomes one identity test per table and one lookup per view name, with
+    no loop over kinds. A table looked up in vain needs the general check."""
+    if any(kind == "table" and token[0] is None for (kind, _), token in deps.items()):
+        return lambda view: deps_valid(deps, view)
+    tables = tuple(token for (kind, _), token in deps.items() if kind == "table")
+    views = tuple((VIEW_PREFIX + name, token) for (kind, name), token in deps.items() if kind == "view")
+    if len(tables) == 1 and len(views) == 1:
+        ((real, schema),), ((vkey, vtoken),) = tables, views
+
+        def one(view: Any) -> bool:
+            t = view.state.tables.get(real)
+            return t is not None and t.schema is schema and view.get_object(vkey) == vtoken
+        return one
+
+    def every(view: Any) -> bool:
+        get = view.state.tables.get
+        for real, schema in tables:
+            t = get(real)
+            if t is None or t.schema is not schema:
+                return False
+        return all(view.get_object(k) == token for k, token in views)
+    return every

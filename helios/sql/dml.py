@@ -8,6 +8,7 @@ the rows to change and then change them, so a row is never visited twice.
 """
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Any, Callable
 
 from ..errors import ConstraintViolation, NotNullViolation, SemanticError
@@ -19,7 +20,7 @@ from .ddl import EXPRESSION_DEFAULT
 from .parser import parse_expression
 from .planner import Planner, key_values, split_and
 from .scope import ColumnInfo, Scope
-from .values import column_coercer
+from .values import column_coercer, column_unchanged
 
 
 def _defaults(schema: TableSchema, compiler: Compiler) -> list[Callable[[], Any]]:
@@ -68,7 +69,7 @@ class InsertPlan:
     """An INSERT bound to its table once: run it again with new parameters (executemany)."""
 
     def __init__(self, tx: Any, stmt: ast.Insert, planner: Planner) -> None:
-        catalog = Catalog(tx)
+        catalog = planner.catalog          # the plan cache checks the deps it records
         self.schema = schema = catalog.schema(stmt.table)
         self.deps = catalog.deps
         self.stmt, self.planner = stmt, planner
@@ -131,22 +132,37 @@ class InsertPlan:
     def rows(self, tx: Any) -> list[tuple]:
         return self.finish(tx, self.prepare())
 
-    def rows_from_params(self, param_sets: list[tuple]) -> list[tuple] | None:
+    def rows_from_params(self, param_sets: list[tuple],
+                         kinds: list[set[type]] | None = None) -> list[tuple] | None:
         """executemany's fast path (``params_are_rows``): coerce column by column and
         check NOT NULL once per column. None when a row needs more (a NULL key to number,
-        a wrong row width): the caller then finishes rows one at a time."""
+        a wrong row width): the caller then finishes rows one at a time.
+
+        ``kinds`` (each column's set of Python types, when the caller knows them) lets
+        a column whose values are already stored as they are skip the per-value coercer;
+        when no column changes, the parameter tuples themselves are the rows."""
         if not self.params_are_rows or not param_sets:
             return None
-        width = len(self.schema.columns)
+        columns = self.schema.columns
+        width = len(columns)
         if any(len(p) != width for p in param_sets):
             return None
-        columns = [list(map(f, col)) for f, col in zip(self.coerce, zip(*param_sets))]
-        for c, values in zip(self.schema.columns, columns):
-            if not c.nullable and None in values:
-                if any(c is self.schema.columns[p] for p in self.schema.primary_key):
-                    return None                        # maybe an INTEGER PRIMARY KEY to number
-                raise NotNullViolation(f"NOT NULL constraint failed: {self.schema.name}.{c.name}")
-        return list(zip(*columns))
+        getters = [itemgetter(i) for i in range(width)]
+        if kinds is None:
+            kinds = [set(map(type, map(g, param_sets))) for g in getters]
+        coerced: dict[int, list] = {}
+        for i, (c, f, g) in enumerate(zip(columns, self.coerce, getters)):
+            if not column_unchanged(c.type or "any", kinds[i], lambda g=g: map(g, param_sets)):
+                coerced[i] = list(map(f, map(g, param_sets)))
+        for i, c in enumerate(columns):
+            if c.nullable or (None not in coerced[i] if i in coerced else type(None) not in kinds[i]):
+                continue
+            if i in self.schema.primary_key:
+                return None                        # maybe an INTEGER PRIMARY KEY to number
+            raise NotNullViolation(f"NOT NULL constraint failed: {self.schema.name}.{c.name}")
+        if not coerced:
+            return param_sets if set(map(type, param_sets)) == {tuple} else list(map(tuple, param_sets))
+        return list(zip(*(coerced[i] if i in coerced else map(g, param_sets) for i, g in enumerate(getters))))
 
     def apply(self, tx: Any, rows: list[tuple]) -> int:
         table, mode = self.schema.name, self.stmt.on_conflict

@@ -12,12 +12,15 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from functools import partial
+from operator import itemgetter
 from typing import Any, Callable
 
 from ..errors import InvalidParameter, SemanticError, TransactionError
 from . import ast, ddl, dml
-from .catalog import Catalog, deps_valid
+from .catalog import Catalog, deps_check
 from .compile import walk
+from .fused import fuse
 from .operators import run_all
 from .parser import parse
 from .planner import Plan, Planner
@@ -37,7 +40,7 @@ STATEMENT_TYPES: dict[type, str] = {
 }
 
 
-@dataclass
+@dataclass(slots=True)
 class Result:
     """What a statement returns. Rows are tuples in column order."""
 
@@ -87,6 +90,43 @@ def bind_params(params: Any) -> tuple:
     return tuple(out)
 
 
+def bind(params: Any, needed: int) -> tuple:
+    """``bind_params``, refusing fewer than the ``needed`` parameters a statement uses."""
+    if type(params) is tuple and len(params) >= needed:
+        for p in params:
+            if type(p) not in _PLAIN:
+                break
+        else:
+            return params                      # the common case: what bind_params gives, unchanged
+    bound = bind_params(params)
+    if len(bound) < needed:
+        raise InvalidParameter(f"the statement uses ${needed} but {len(bound)} parameters were given")
+    return bound
+
+
+_ROW_TYPES = frozenset({tuple, list})
+
+
+def bind_many(seq: Any, needed: int) -> tuple[list[tuple], list[set[type]]] | None:
+    """executemany's parameter sets bound in bulk, with C-level passes over columns.
+
+    When ``seq`` is a list or tuple of tuples or lists, all as long, of at least
+    ``needed`` plain values, every set binds as itself (what ``bind`` gives it): returns
+    the sets as tuples and each parameter's set of value types. None for anything else:
+    the caller then binds set by set, with ``bind``'s exact errors."""
+    if type(seq) not in _ROW_TYPES or not seq:
+        return None
+    row_types = set(map(type, seq))
+    widths = set(map(len, seq)) if row_types <= _ROW_TYPES else None
+    if widths is None or len(widths) != 1 or (width := widths.pop()) < needed:
+        return None
+    kinds = [set(map(type, map(itemgetter(i), seq))) for i in range(width)]
+    if not all(k <= _PLAIN for k in kinds):
+        return None
+    rows = seq if type(seq) is list and row_types == {tuple} else list(map(tuple, seq))
+    return rows, kinds
+
+
 HEAVY_ROWS = 1000
 HEAVY_TABLES = 3
 
@@ -105,9 +145,16 @@ def is_heavy(stmt: ast.Statement) -> bool:
     return tables > HEAVY_TABLES
 
 
-def param_count(stmt: ast.Statement) -> int:
-    return max((n.index for n in walk(stmt, into_subqueries=True) if isinstance(n, ast.Parameter)),
-               default=0)
+def param_count(stmt: Any) -> int:
+    """The highest ``$n`` a statement uses, VALUES rows included (``walk`` does not
+    enter them: they are tuples of tuples)."""
+    top = 0
+    for n in walk(stmt, into_subqueries=True):
+        if isinstance(n, ast.Parameter):
+            top = max(top, n.index)
+        elif isinstance(n, ast.Values):
+            top = max([top] + [param_count(e) for row in n.rows for e in row])
+    return top
 
 
 # DDL statement -> how to run it in a transaction (they change no rows: affected_rows is 0).
@@ -125,44 +172,77 @@ _DEFINITIONS: dict[type, Callable[[Any, Any, Planner], Any]] = {
 }
 
 
-class _Cached:
-    __slots__ = ("rt", "planner", "plan", "deps")
+class Prepared:
+    """One statement of a SQL text, parsed once and cached with the text: everything
+    the facade dispatches on, so a repeated statement costs one dict lookup."""
 
-    def __init__(self, rt: Runtime, planner: Planner, plan: Any, deps: dict) -> None:
+    __slots__ = ("key", "stmt", "nparams", "read_only", "control", "stype")
+
+    def __init__(self, key: Any, stmt: ast.Statement, nparams: int) -> None:
+        self.key, self.stmt, self.nparams = key, stmt, nparams     # key: the plan cache's
+        self.read_only = is_read_only(stmt)
+        self.control = isinstance(stmt, (ast.Begin, ast.Commit, ast.Rollback))
+        self.stype = statement_type(stmt)
+
+
+class _Cached:
+    """A plan with its ``Runtime``, valid while ``valid(view)`` holds. For queries also
+    what the result needs: the column names and types, and ``run`` (the operators, or
+    a fused function when the plan is a key lookup)."""
+
+    __slots__ = ("rt", "planner", "plan", "deps", "valid", "run", "columns", "types", "static_types")
+
+    def __init__(self, rt: Runtime, planner: Planner, plan: Any, deps: dict, *, fused: bool) -> None:
         self.rt, self.planner, self.plan, self.deps = rt, planner, plan, deps
+        self.valid = deps_check(deps)
+        self.run: Callable[[], list[tuple]] | None = None
+        if isinstance(plan, Plan):
+            self.run = partial(self._first_run, fused)
+            self.columns, self.types = list(plan.columns), list(plan.types)
+            self.static_types = None not in self.types and "any" not in self.types
+
+    def _first_run(self, fused: bool) -> list[tuple]:
+        """Build the operators (as every execution does), and keep a fused function
+        for later executions when the chain is a key lookup."""
+        op = self.plan.make()
+        f = fuse(op) if fused else None
+        self.run = f or (lambda make=self.plan.make: run_all(make()))
+        return run_all(op)
+
+
+class _ThreadPlans(threading.local):
+    """Each thread's plan cache (a plan's closures share one mutable Runtime)."""
+
+    def __init__(self) -> None:
+        self.plans: OrderedDict[Any, _Cached] = OrderedDict()
 
 
 class Engine:
-    def __init__(self) -> None:
-        self._parsed: OrderedDict[str, list[tuple[ast.Statement, int]]] = OrderedDict()
+    def __init__(self, *, fuse_lookups: bool = True) -> None:
+        self._parsed: OrderedDict[str, tuple[Prepared, ...]] = OrderedDict()
         self._parse_lock = threading.Lock()
-        self._local = threading.local()
+        self._local = _ThreadPlans()
+        self.fuse_lookups = fuse_lookups          # False: every query runs its operators (tests)
 
     # ------------------------------------------------------------------ parsing
-    def parse(self, sql: str) -> list[tuple[ast.Statement, int]]:
-        """(statement, number of parameters it needs), cached by text."""
+    def prepare(self, sql: str) -> tuple[Prepared, ...]:
+        """The statements of ``sql``, cached by text."""
         if not isinstance(sql, str):
             raise InvalidParameter("sql must be a string")
         hit = self._parsed.get(sql)
         if hit is not None:
             return hit
-        stmts = [(s, param_count(s)) for s in parse(sql)]
+        stmts = tuple(Prepared((sql, i), s, param_count(s)) for i, s in enumerate(parse(sql)))
         with self._parse_lock:
             self._parsed[sql] = stmts
             if len(self._parsed) > PARSE_CACHE_SIZE:
                 self._parsed.popitem(last=False)
         return stmts
 
-    def _plans(self) -> OrderedDict:
-        cache = getattr(self._local, "plans", None)
-        if cache is None:
-            cache = self._local.plans = OrderedDict()
-        return cache
-
     def _cached(self, key: Any, view: Any, build: Callable[[Runtime, Planner, Catalog], Any]) -> _Cached:
-        cache = self._plans()
+        cache = self._local.plans
         hit = cache.get(key)
-        if hit is not None and deps_valid(hit.deps, view):
+        if hit is not None and hit.valid(view):
             cache.move_to_end(key)
             return hit
         rt = Runtime()
@@ -170,7 +250,7 @@ class Engine:
         planner = Planner(rt, catalog)
         rt.snapshot = view
         plan = build(rt, planner, catalog)
-        hit = _Cached(rt, planner, plan, catalog.deps)
+        hit = _Cached(rt, planner, plan, catalog.deps, fused=self.fuse_lookups)
         cache[key] = hit
         if len(cache) > PLAN_CACHE_SIZE:
             cache.popitem(last=False)
@@ -189,11 +269,16 @@ class Engine:
             c.rt.reset(params, view, timeout_ms, snapshot_at, cancel)
             lines = c.plan.make().explain()
             return Result(["plan"], ["text"], [(line,) for line in lines], "EXPLAIN", 0)
-        c = self._cached(key, view, lambda rt, planner, cat: planner.plan_query(stmt))
+        cache = self._local.plans
+        c = cache.get(key)
+        if c is not None and c.valid(view):             # the common case, inline
+            cache.move_to_end(key)
+        else:
+            c = self._cached(key, view, lambda rt, planner, cat: planner.plan_query(stmt))
         c.rt.reset(params, view, timeout_ms, snapshot_at, cancel)
-        plan: Plan = c.plan
-        rows = run_all(plan.make())
-        return Result(list(plan.columns), _column_types(plan.types, rows), rows, "SELECT", 0)
+        rows = c.run()
+        types = c.types.copy() if c.static_types else _column_types(c.types, rows)
+        return Result(c.columns.copy(), types, rows, "SELECT", 0)
 
     def write(self, key: Any, stmt: ast.Statement, params: tuple, tx: Any, *,
               timeout_ms: int | None = None, cancel: Any = None) -> Result:
@@ -219,11 +304,13 @@ class Engine:
             n = 0
         return Result(statement_type=stype, affected_rows=n)
 
-    def insert_many(self, key: Any, stmt: ast.Insert, param_sets: list[tuple], tx: Any) -> int:
-        """executemany for INSERT: every parameter set's rows, inserted as one batch."""
+    def insert_many(self, key: Any, stmt: ast.Insert, param_sets: list[tuple], tx: Any,
+                    kinds: list[set[type]] | None = None) -> int:
+        """executemany for INSERT: every parameter set's rows, inserted as one batch.
+        ``kinds``: each parameter's set of value types, when ``bind_many`` found them."""
         c = self._cached(key, tx, lambda rt, planner, cat: dml.InsertPlan(tx, stmt, planner))
         ins: dml.InsertPlan = c.plan
-        fast = ins.rows_from_params(param_sets)
+        fast = ins.rows_from_params(param_sets, kinds)
         if fast is not None:
             return ins.apply(tx, fast)
         prepared: list[list] = []

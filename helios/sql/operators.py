@@ -149,6 +149,7 @@ class KeyLookup(Operator):
         self.rt, self.table, self.view, self.keys = rt, table, view, keys
 
     def _batches(self) -> Iterator[Batch]:
+        self.rt.check()
         get = self.view().table(self.table).rows.get
         keys = self.keys()
         if len(keys) > 1:

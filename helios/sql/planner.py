@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime
 import re
 from dataclasses import dataclass, field
+from functools import partial
 from operator import itemgetter
 from typing import Any, Callable
 
@@ -814,7 +815,7 @@ def key_values(value_fns: list[Compiled], fam: str | None) -> list:
 
 
 def _keys_fn(value_fns: list[Compiled], fam: str | None) -> Callable[[], list]:
-    return lambda: key_values(value_fns, fam)
+    return partial(key_values, value_fns, fam)        # a partial: fused.py reads its arguments
 
 
 def _range_fns(op: str, value_fns: list[Compiled], fam: str | None):

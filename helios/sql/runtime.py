@@ -35,7 +35,8 @@ class Runtime:
         self.timeout_ms = timeout_ms
         self.deadline = None if timeout_ms is None else _monotonic() + timeout_ms / 1000
         self.snapshot_at = snapshot_at
-        self.cache = {}
+        if self.cache:                                 # left empty by most executions
+            self.cache = {}
         self.now = time.time()
         self.cancel = cancel
 

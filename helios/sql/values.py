@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any, Final
@@ -597,6 +597,27 @@ def column_coercer(type_name: str, *, column: str) -> Callable[[Any], Value]:
     if type_name in (FLOAT4, FLOAT8):
         return lambda v: v if type(v) is float and math.isfinite(v) else slow(v)
     return slow
+
+
+_NONE = type(None)
+
+
+def column_unchanged(type_name: str, kinds: set[type], values: Callable[[], Iterable[Any]]) -> bool:
+    """Would ``column_coercer(type_name)`` return every value of a column as it is?
+
+    ``kinds`` is the set of the values' Python types and ``values()`` iterates them
+    again: the answer comes from a few C-level passes over the column (a bulk insert's
+    fast path) instead of one Python call per value. False means "coerce them one by
+    one", which gives the exact values and errors."""
+    if type_name == ANY:
+        return True
+    if type_name in (INT4, INT8):
+        return kinds == {int} and INT8_MIN <= min(values()) and max(values()) <= INT8_MAX
+    if type_name == TEXT:
+        return kinds <= {str, _NONE}
+    if type_name in (FLOAT4, FLOAT8):
+        return kinds == {float} and all(map(math.isfinite, values()))
+    return kinds == {_NONE}
 
 
 def _param_integer(v: Any, lo: int, hi: int) -> int:
