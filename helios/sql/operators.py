@@ -326,6 +326,7 @@ class HashJoin(Operator):
         self.rt, self.left_key, self.right_key, self.kind = rt, left_key, right_key, kind
         self.pad = (None,) * right_width
         self.residual = residual
+        self.carry: Callable[[Row], Any] | None = None     # see HashJoinAggregate
 
     def _batches(self) -> Iterator[Batch]:
         check = self.rt.check
@@ -368,7 +369,7 @@ class HashJoin(Operator):
                 yield self._pair_up(buffered[i:i + BATCH], matches[i:i + BATCH])
                 check()
             return
-        table = self._hash(right_rows, self.right_key)
+        table = self._hash(right_rows, self.right_key, self.carry)
         check()
         get, lkey = table.get, self.left_key
         for i in range(0, len(buffered), BATCH):
@@ -384,7 +385,7 @@ class HashJoin(Operator):
         residual = self.residual
         if residual is None:
             if self.kind == "LEFT":
-                padded = [self.pad]
+                padded = [self.pad if self.carry is None else self.carry(self.pad)]
                 return [(l, m or padded) for l, m in zip(lefts, matches)]
             return [(l, m) for l, m in zip(lefts, matches) if m]
         out = []
@@ -399,12 +400,13 @@ class HashJoin(Operator):
         return out
 
     @staticmethod
-    def _hash(rows: list, key: Callable[[Row], Any]) -> dict:
-        """key -> the rows with that key, in input order; NULL keys (and composite keys
-        with a NULL part) never match, so they are dropped."""
+    def _hash(rows: list, key: Callable[[Row], Any], carry: Callable[[Row], Any] | None = None) -> dict:
+        """key -> the rows (or what ``carry`` takes from them) with that key, in input
+        order; NULL keys (and composite keys with a NULL part) never match, so they
+        are dropped."""
         table: dict = {}
         get = table.get
-        for k, r in zip(map(key, rows), rows):
+        for k, r in zip(map(key, rows), rows if carry is None else map(carry, rows)):
             bucket = get(k)
             if bucket is None:
                 table[k] = [r]
@@ -419,15 +421,31 @@ class HashJoin(Operator):
     def _match_left(self, left_rows: list, right_rows: list) -> list[list | None]:
         """The left input is the smaller: hash its positions, stream the right past it
         -> each left row's right rows (None when it has none), in right order."""
-        where: dict = {}
-        for i, k in enumerate(map(self.left_key, left_rows)):
-            if k is None or (type(k) is tuple and None in k):
-                continue
-            where.setdefault(k, []).append(i)
+        left_keys = list(map(self.left_key, left_rows))
+        where: dict = dict(zip(left_keys, range(len(left_keys))))       # built in C
+        unique = len(where) == len(left_keys) and not (left_keys and type(left_keys[0]) is tuple)
+        if unique:                             # a key (often the primary key): one position each
+            where.pop(None, None)
+        else:
+            where = {}
+            for i, k in enumerate(left_keys):
+                if k is None or (type(k) is tuple and None in k):
+                    continue
+                where.setdefault(k, []).append(i)
         keys = list(map(self.right_key, right_rows))
         hit = list(map(where.__contains__, keys))       # most rows often match nothing: sift in C
         matches: list = [None] * len(left_rows)
-        for k, r in zip(compress(keys, hit), compress(right_rows, hit)):
+        hits = compress(right_rows, hit)
+        items = hits if self.carry is None else map(self.carry, hits)
+        if unique:
+            for i, r in zip(map(where.__getitem__, compress(keys, hit)), items):
+                m = matches[i]
+                if m is None:
+                    matches[i] = [r]
+                else:
+                    m.append(r)
+            return matches
+        for k, r in zip(compress(keys, hit), items):
             for i in where[k]:
                 m = matches[i]
                 if m is None:
@@ -578,8 +596,25 @@ class HashJoinAggregate(HashJoin):
                  residual: Callable[[Row], Any] | None, keys: list[Sided],
                  aggs: list[tuple[Callable[[], Any], list[Sided]]]) -> None:
         super().__init__(rt, left, right, left_key, right_key, kind, right_width, residual)
-        self.keys, self.aggs = keys, aggs
-        self.need_left = any(side != "R" for _, args in aggs for side, _ in args)
+        self.keys = keys
+        self.aggs = self._carried(aggs)
+        self.need_left = any(side not in ("R", "V") for _, args in self.aggs for side, _ in args)
+
+    def _carried(self, aggs: list) -> list:
+        """When one argument is all that is read of the right rows (and no residual
+        needs them whole), the hash table holds its values instead of the rows
+        (``carry``): they are taken in one pass in storage order, not per group from
+        scattered rows. That argument becomes side "V": the group's values as they are."""
+        slots = [(i, j) for i, (_, args) in enumerate(aggs) for j, (side, _) in enumerate(args) if side != "L"]
+        if self.residual is not None or len(slots) != 1 or any(side != "L" for side, _ in self.keys):
+            return aggs
+        i, j = slots[0]
+        side, f = aggs[i][1][j]
+        if side != "R":
+            return aggs
+        self.carry = f
+        factory, args = aggs[i]
+        return aggs[:i] + [(factory, args[:j] + [("V", f)] + args[j + 1:])] + aggs[i + 1:]
 
     def _batches(self) -> Iterator[Batch]:
         rights: dict = defaultdict(list)     # group key -> the right rows of its matches
@@ -631,6 +666,8 @@ class HashJoinAggregate(HashJoin):
     @staticmethod
     def _column(side: str, f: Callable[[Row], Any], lefts: list, rights: list) -> list:
         """An argument's values over a group's matches."""
+        if side == "V":
+            return rights
         if side == "R":
             return list(map(f, rights))
         if side == "L":

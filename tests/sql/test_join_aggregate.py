@@ -188,6 +188,25 @@ def test_fused_plans_answer_as_sqlite_does(db, sql):
     ref.executemany("INSERT INTO o VALUES (?, ?, ?)", db.execute("SELECT * FROM o").rows)
     assert "HashJoinAggregate" in _plan(db, sql)
     got, want = db.execute(sql).rows, ref.execute(sql).fetchall()
-    norm = lambda rows: sorted((tuple(round(v, 9) if isinstance(v, float) else v for v in r) for r in rows),  # noqa: E731
-                               key=repr)
-    assert norm(got) == norm(want)
+    assert _rounded(got) == _rounded(want)
+
+
+def _rounded(rows: list) -> list:
+    return sorted((tuple(round(v, 9) if isinstance(v, float) else v for v in r) for r in rows), key=repr)
+
+
+@pytest.mark.parametrize("kind", ["INNER", "LEFT"])
+@pytest.mark.parametrize("left_repeat,right_repeat", [(1, 8), (8, 1)])       # either input hashed
+def test_a_lone_right_argument_is_carried_in_the_hash_table(kind, left_repeat, right_repeat):
+    """SUM(right.y) ... GROUP BY left.g: the hash table holds y, not the rows (``carry``)."""
+    left = [(k, None if k is None else k % 2, float(i)) for i, k in enumerate((0, 1, 2, None, 3, 1))] * left_repeat
+    right = [(k, 0, y) for k, y in ((1, 0.1), (2, None), (1, 1e16), (None, 5.0), (0, -1e16), (1, 0.2))] * right_repeat
+    specs = [(AGGREGATES["sum"][0], ["right y"]), (AGGREGATES["count(*)"][0], []),
+             (AGGREGATES["max"][0], ["left x"])]
+    plain, fused = _operators(_rt(), left, right, kind, False, ["left g"], specs, False)
+    assert fused.carry is not None
+    assert _exactly(ops.run_all(fused)) == _exactly(ops.run_all(plain))
+    _, residual = _operators(_rt(), left, right, kind, True, ["left g"], specs, False)
+    _, two = _operators(_rt(), left, right, kind, False, ["left g"], specs + [(AGGREGATES["min"][0], ["right g"])],
+                        False)
+    assert residual.carry is None and two.carry is None          # the rows themselves are needed
