@@ -105,12 +105,37 @@ class Compiler:
         return f
 
     def predicate(self, e: ast.Expr, scope: Scope, agg_map: dict | None = None) -> Compiled:
-        """A filter: truthy exactly when SQL would keep the row (NULL and 0 drop it)."""
+        """A filter: truthy exactly when SQL would keep the row (NULL and 0 drop it).
+
+        Where it can, the filter also gets a ``batch`` attribute: the same test over a
+        whole batch of rows at once (see ``_batch_filter``)."""
         f = self.compile(e, scope, agg_map)
-        if self.is_boolean(e):
-            return f
-        is_true = fn.is_true
-        return lambda row: is_true(f(row))
+        if not self.is_boolean(e):
+            is_true = fn.is_true
+            g = f
+            f = lambda row: is_true(g(row))  # noqa: E731
+        elif constant_value(f) is None and agg_map is None:
+            many = self._batch_filter(e, scope)
+            if many is not None and hasattr(f, "__dict__"):
+                f.batch = many  # type: ignore[attr-defined]
+        return f
+
+    def _batch_filter(self, e: ast.Expr, scope: Scope) -> BatchFilter | None:
+        """``column <op> constant`` over statically typed operands (``all_of`` combines
+        such filters): one list comprehension over the batch instead of a call per row."""
+        if not (isinstance(e, ast.BinaryOp) and e.op in _FLIPPED):
+            return None
+        left, right = self._affinity(e.left, e.right, scope), self._affinity(e.right, e.left, scope)
+        op = e.op
+        if not isinstance(left, ast.ColumnRef):
+            left, right, op = right, left, _FLIPPED[op]
+        if not isinstance(left, ast.ColumnRef) or not self._fast_typed(left, right, scope):
+            return None
+        depth, pos = scope.resolve(left.name, left.table)
+        c = constant_value(self._sub(right, scope, None))
+        if depth or c is None or c.value is None:
+            return None
+        return column_test(pos, op, c.value)
 
     def static_type(self, e: ast.Expr, scope: Scope | None) -> str | None:
         """The client type of ``e`` when it is known without running it."""
@@ -249,13 +274,15 @@ class Compiler:
             return ast.Literal(to_text(e.value))
         return e
 
+    def _fast_typed(self, left: ast.Expr, right: ast.Expr, scope: Scope) -> bool:
+        """Are both sides statically numbers, or both text (so Python compares them as SQL does)?"""
+        ta, tb = self.static_type(left, scope), self.static_type(right, scope)
+        return (ta in _NUMERIC and tb in _NUMERIC) or (ta == "text" and tb == "text")
+
     def _fast_compare(self, op: str, left: ast.Expr, right: ast.Expr, a: Compiled, b: Compiled,
                       scope: Scope) -> Compiled | None:
         """Direct Python comparison when both sides are statically numbers, or both text."""
-        ta, tb = self.static_type(left, scope), self.static_type(right, scope)
-        if ta is None or tb is None or ta == "bytea" or tb == "bytea":
-            return None
-        if not ((ta in _NUMERIC and tb in _NUMERIC) or (ta == "text" and tb == "text")):
+        if not self._fast_typed(left, right, scope):
             return None
         cb = constant_value(b)
         if cb is not None and cb.value is None:
@@ -502,6 +529,56 @@ class Compiler:
         if e.negated:
             return lambda row: None if (m := member(row)) is None else 1 - m
         return member
+
+
+BatchFilter = Callable[[list], list]
+_FLIPPED = {"=": "=", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
+
+
+def batch_form(pred: Compiled) -> BatchFilter | None:
+    """The batch form of a filter, if it has one: rows -> the rows it keeps, in order."""
+    return getattr(pred, "batch", None)
+
+
+def all_of(preds: list[Compiled]) -> Compiled:
+    """The conjunction of filters, with a batch form when each has one."""
+    if len(preds) == 1:
+        return preds[0]
+    if len(preds) == 2:
+        a, b = preds
+        f = lambda r: a(r) and b(r)  # noqa: E731
+    else:
+        f = lambda r: all(p(r) for p in preds)  # noqa: E731
+    forms = [batch_form(p) for p in preds]
+    if any(m is None for m in forms):
+        return f
+
+    def many(rows: list) -> list:
+        for m in forms:
+            rows = m(rows)
+        return rows
+    f.batch = many  # type: ignore[attr-defined]
+    return f
+
+
+def column_test(pos: int, op: str, c: Any) -> BatchFilter:
+    """Rows whose column ``pos`` is not NULL and compares with ``c`` (not NULL, of the
+    column's kind) by ``op``: exactly what the row filter keeps. One comprehension per
+    operator, so the interpreter's specialised subscripts and comparisons run inline
+    (no Python call per row; about twice as fast as ``compress`` over ``map``)."""
+    if op == "=":
+        return lambda rows: [r for r in rows if (v := r[pos]) is not None and v == c]
+    if op == "!=":
+        return lambda rows: [r for r in rows if (v := r[pos]) is not None and v != c]
+    if op == "<":
+        return lambda rows: [r for r in rows if (v := r[pos]) is not None and v < c]
+    if op == "<=":
+        return lambda rows: [r for r in rows if (v := r[pos]) is not None and v <= c]
+    if op == ">":
+        return lambda rows: [r for r in rows if (v := r[pos]) is not None and v > c]
+    if op == ">=":
+        return lambda rows: [r for r in rows if (v := r[pos]) is not None and v >= c]
+    raise ValueError(f"not a comparison: {op}")
 
 
 def _eq(a: Any, b: Any) -> Any:

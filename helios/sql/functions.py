@@ -44,7 +44,7 @@ from helios.sql.values import (
 
 __all__ = [
     "AGGREGATE_FUNCTIONS", "SCALAR_FUNCTIONS", "Avg", "Count", "CountStar", "Descending",
-    "Distinct", "GroupConcat", "Max", "Min", "Sum", "Total", "add", "affinity",
+    "Distinct", "GroupConcat", "Max", "Min", "Sum", "Total", "add", "affinity", "aggregate_factory",
     "apply_comparison_affinity", "between", "comparison_affinity",
     "bitand", "bitnot", "bitor", "cast", "compare", "concat", "div", "in_list", "is_aggregate",
     "is_true", "like", "like_escape", "lookup_scalar", "make_aggregate", "make_sort_key", "mod",
@@ -880,6 +880,9 @@ class CountStar:
         return self.n
 
 
+_EXACT_DOUBLE = 2 ** 53       # every integer of smaller magnitude is exactly a double
+
+
 class Sum:
     """sum(X): an integer while every value is one, else a real; NULL with no values.
 
@@ -919,13 +922,16 @@ class Sum:
         """The same as ``step`` on each value, in C where the values are all numbers: the
         real sum adds them in order (``reduce``, not ``sum``, which compensates on 3.12+),
         and the integer sum checks every prefix up to the first real for overflow."""
-        present = [v for v in values if v is not None]
+        present = values if None not in values else [v for v in values if v is not None]
+        if not present:
+            return
         kinds = set(map(type, present))
+        if len(kinds) == 1 and int in kinds:
+            self._step_ints(present)
+            return
         if not kinds <= {int, float}:
             for v in present:
                 self.step(v)
-            return
-        if not present:
             return
         first_real = next(i for i, v in enumerate(present) if type(v) is float) if float in kinds \
             else len(present)
@@ -940,6 +946,28 @@ class Sum:
         self.rsum = reduce(_plus, map(float, present), self.rsum)
         if first_real < len(present):
             self.approx = True
+
+    def _step_ints(self, ints: list) -> None:
+        """``step_many`` of integers only. No prefix sum strays further from the running
+        sum than ``len * max |value|``: within int8 no prefix can overflow, and within
+        2**53 every prefix is an exact double, so adding them one by one as reals gives
+        exactly their exact total (as a real). Otherwise prefix by prefix."""
+        reach = len(ints) * max(max(ints), -min(ints))
+        total = sum(ints)
+        self.count += len(ints)
+        if not (self.approx or self.overflow):
+            if abs(self.isum) + reach <= INT8_MAX:
+                self.isum += total
+            else:
+                prefix = list(accumulate(ints, initial=self.isum))
+                if min(prefix) < INT8_MIN or max(prefix) > INT8_MAX:
+                    self.approx = self.overflow = True
+                else:
+                    self.isum = prefix[-1]
+        if self.rsum.is_integer() and abs(self.rsum) + reach < _EXACT_DOUBLE:
+            self.rsum += float(total)
+        else:
+            self.rsum = reduce(_plus, map(float, ints), self.rsum)
 
     def final(self) -> int | float | None:
         if self.count == 0:
@@ -1111,6 +1139,12 @@ def make_aggregate(name: str, nargs: int, *, distinct: bool = False) -> Any:
     ``count`` with no argument is ``count(*)``. Unknown names, wrong arity and
     DISTINCT with other than one argument are ``SemanticError``.
     """
+    return aggregate_factory(name, nargs, distinct=distinct)()
+
+
+def aggregate_factory(name: str, nargs: int, *, distinct: bool = False) -> Callable[[], Any]:
+    """What ``make_aggregate`` checks, checked once: -> a function making fresh ones
+    (a query makes one per group)."""
     key = name.lower()
     factory = AGGREGATE_FUNCTIONS.get(key)
     if factory is None:
@@ -1121,12 +1155,12 @@ def make_aggregate(name: str, nargs: int, *, distinct: bool = False) -> Any:
         if distinct:
             raise SemanticError("DISTINCT aggregates must have exactly one argument",
                                 {"function": name})
-        return CountStar()
+        return CountStar
     if not factory.min_args <= nargs <= factory.max_args:
         raise _arity_error(name)
     if distinct:
         if nargs != 1:
             raise SemanticError("DISTINCT aggregates must have exactly one argument",
                                 {"function": name})
-        return Distinct(factory())
-    return factory()
+        return lambda: Distinct(factory())
+    return factory

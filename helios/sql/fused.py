@@ -14,7 +14,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Any, Callable
 
-from .operators import Filter, KeyLookup, Operator, Project
+from .operators import Filter, KeyLookup, Operator, Project, columns_of
 from .planner import key_values
 
 Row = tuple
@@ -81,6 +81,9 @@ def _single_number(keys_fn: Callable[[], list]) -> Callable[[Row], Any] | None:
 
 def _filter(inner: Runner, op: Filter) -> Runner:
     pred = op.pred
+    many = getattr(pred, "batch", None)          # the Filter operator's whole-batch form
+    if many is not None:
+        return lambda: many(inner())
 
     def run() -> list[Row]:
         return [r for r in inner() if pred(r)]
@@ -88,9 +91,9 @@ def _filter(inner: Runner, op: Filter) -> Runner:
 
 
 def _project(inner: Runner, op: Project) -> Runner:
-    getter: Any = op.getter
-    if getter is not None:
-        return lambda: list(map(getter, inner()))
+    if op.positions is not None:
+        columns = columns_of(op.positions)
+        return lambda: columns(inner())
     exprs = op.exprs
     if len(exprs) == 1:
         (f,) = exprs

@@ -12,6 +12,8 @@ within a few thousand rows.
 from __future__ import annotations
 
 import heapq
+from collections import defaultdict
+from itertools import chain, compress
 from abc import ABC, abstractmethod
 from operator import itemgetter
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -235,6 +237,11 @@ class Filter(Operator):
 
     def _batches(self) -> Iterator[Batch]:
         pred = self.pred
+        many = getattr(pred, "batch", None)          # the same test over a whole batch, in C
+        if many is not None:
+            for batch in self._drain(self.children[0]):
+                yield many(batch)
+            return
         for batch in self._drain(self.children[0]):
             yield [r for r in batch if pred(r)]
 
@@ -242,17 +249,37 @@ class Filter(Operator):
         return f"Filter {self.label}".rstrip()
 
 
+def columns_of(positions: list[int]) -> Callable[[Batch], Batch]:
+    """rows -> tuples of their values at ``positions``. Up to three columns, a
+    comprehension: its inline subscripts beat a call of ``itemgetter`` per row."""
+    if len(positions) == 1:
+        (a,) = positions
+        return lambda rows: [(r[a],) for r in rows]
+    if len(positions) == 2:
+        a, b = positions
+        return lambda rows: [(r[a], r[b]) for r in rows]
+    if len(positions) == 3:
+        a, b, c = positions
+        return lambda rows: [(r[a], r[b], r[c]) for r in rows]
+    get = itemgetter(*positions)
+    return lambda rows: list(map(get, rows))
+
+
 class Project(Operator):
-    def __init__(self, child: Operator, exprs: list[Callable[[Row], Any]], getter: Callable | None = None) -> None:
+    """Output expressions over each row; ``positions`` when every output is a plain
+    column of the input (then ``exprs`` are not called)."""
+
+    def __init__(self, child: Operator, exprs: list[Callable[[Row], Any]],
+                 positions: list[int] | None = None) -> None:
         super().__init__()
         self.children = (child,)
-        self.exprs, self.getter = exprs, getter
+        self.exprs, self.positions = exprs, positions
 
     def _batches(self) -> Iterator[Batch]:
-        if self.getter is not None:                      # plain columns: itemgetter in C
-            g = self.getter
+        if self.positions is not None:
+            columns = columns_of(self.positions)
             for batch in self._drain(self.children[0]):
-                yield list(map(g, batch))
+                yield columns(batch)
             return
         exprs = self.exprs
         if len(exprs) == 1:
@@ -264,7 +291,7 @@ class Project(Operator):
             yield [tuple([f(r) for f in exprs]) for r in batch]
 
     def describe(self) -> str:
-        return f"Project {len(self.exprs)} columns"
+        return f"Project {len(self.exprs) or len(self.positions or ())} columns"
 
 
 def _join_row(out: list, left: Row, candidates: list, pred: Callable[[Row], Any] | None, outer: bool,
@@ -281,11 +308,16 @@ def _join_row(out: list, left: Row, candidates: list, pred: Callable[[Row], Any]
         out.append(left + pad)
 
 
+Pair = tuple  # (left row, its right rows): the right rows are shared, never to be mutated
+
+
 class HashJoin(Operator):
-    """Equi-join: builds a hash table on the right input, probes it with the left.
+    """Equi-join: hashes one input, probes it with the other.
 
     ``kind`` is INNER or LEFT; ``residual`` (over the joined row) is the rest of
-    the ON condition. NULL keys never match."""
+    the ON condition. NULL keys never match. The matching itself (``_pairs``)
+    yields each left row with its right rows; this operator concatenates them,
+    ``HashJoinAggregate`` groups them without doing so."""
 
     def __init__(self, rt: Runtime, left: Operator, right: Operator, left_key: Callable[[Row], Any],
                  right_key: Callable[[Row], Any], kind: str, right_width: int,
@@ -295,88 +327,139 @@ class HashJoin(Operator):
         self.rt, self.left_key, self.right_key, self.kind = rt, left_key, right_key, kind
         self.pad = (None,) * right_width
         self.residual = residual
+        self.carry: Callable[[Row], Any] | None = None     # see HashJoinAggregate
 
     def _batches(self) -> Iterator[Batch]:
-        """Hash the smaller input. The right input is read whole; the left is buffered
-        only until it is clearly not the smaller one. Either way rows come out in left
-        order, each left row's matches in right order, as SQL engines usually do."""
+        check = self.rt.check
+        for pairs in self._pairs():
+            if sum(map(len, map(_RIGHTS, pairs))) <= 8 * BATCH:
+                yield [l + r for l, rs in pairs for r in rs]
+                continue
+            out: list = []                       # a large fan-out: bounded batches, checked
+            for l, rs in pairs:
+                out += [l + r for r in rs]
+                if len(out) >= BATCH:
+                    check()
+                    yield out
+                    out = []
+            yield out
+
+    def _pairs(self) -> Iterator[list[Pair]]:
+        """Batches of (left row, its right rows), in left order, each left row's matches
+        in right order (as SQL engines usually do), whichever input is hashed: the right
+        is read whole, the left buffered only until it is clearly not the smaller one
+        (hashed only when under a quarter of the right). Matches that fail the residual
+        are dropped; a LEFT join's unmatched row comes with one NULL-padded right row, an
+        INNER join's not at all."""
+        with paused():           # building makes many small lists, joining many tuples
+            yield from self._pairs_paused()
+
+    def _pairs_paused(self) -> Iterator[list[Pair]]:
         left, right = self.children
         check = self.rt.check
-        with paused():                           # building makes many small lists
-            right_rows = [r for batch in self._drain(right) for r in batch]
-            buffered: list = []
-            exhausted = True
-            for batch in self._drain(left):
-                buffered.extend(batch)
-                if len(buffered) * 4 > len(right_rows):    # hash the left only when far smaller
-                    exhausted = False
-                    break
-            if exhausted:
-                yield from self._build_left(buffered, right_rows, check)
-                return
-            table = self._hash(right_rows, self.right_key)
-        yield from self._probe(table, buffered, check)
-        yield from self._probe(table, (r for batch in self._drain(left) for r in batch), check)
+        right_rows = [r for batch in self._drain(right) for r in batch]
+        buffered: list = []
+        for batch in self._drain(left):
+            buffered.extend(batch)
+            if len(buffered) * 4 > len(right_rows):
+                break
+        else:
+            matches = self._match_left(buffered, right_rows)
+            check()
+            for i in range(0, len(buffered), BATCH):
+                yield self._pair_up(buffered[i:i + BATCH], matches[i:i + BATCH])
+                check()
+            return
+        table = self._hash(right_rows, self.right_key, self.carry)
+        check()
+        get, lkey = table.get, self.left_key
+        for i in range(0, len(buffered), BATCH):
+            chunk = buffered[i:i + BATCH]
+            yield self._pair_up(chunk, map(get, map(lkey, chunk)))
+            check()
+        for batch in self._drain(left):
+            yield self._pair_up(batch, map(get, map(lkey, batch)))
+            check()
+
+    def _pair_up(self, lefts: list, matches: Iterable[list | None]) -> list[Pair]:
+        """(left row, right rows) for each left row that has any after the residual."""
+        residual = self.residual
+        if residual is None:
+            if self.kind == "LEFT":
+                padded = [self.pad if self.carry is None else self.carry(self.pad)]
+                return [(l, m or padded) for l, m in zip(lefts, matches)]
+            return [(l, m) for l, m in zip(lefts, matches) if m]
+        out = []
+        outer = self.kind == "LEFT"
+        for l, m in zip(lefts, matches):
+            if m:
+                m = [r for r in m if residual(l + r)]
+            if m:
+                out.append((l, m))
+            elif outer:
+                out.append((l, [self.pad]))
+        return out
 
     @staticmethod
-    def _hash(rows: list, key: Callable[[Row], Any], positions: bool = False) -> dict:
-        """key -> the rows (or their positions) with that key; NULL keys never match."""
+    def _hash(rows: list, key: Callable[[Row], Any], carry: Callable[[Row], Any] | None = None) -> dict:
+        """key -> the rows (or what ``carry`` takes from them) with that key, in input
+        order; NULL keys (and composite keys with a NULL part) never match, so they
+        are dropped."""
         table: dict = {}
         get = table.get
-        for i, r in enumerate(rows):
-            k = key(r)
-            if k is None or (type(k) is tuple and None in k):
-                continue
-            item = i if positions else r
+        for k, r in zip(map(key, rows), rows if carry is None else map(carry, rows)):
             bucket = get(k)
             if bucket is None:
-                table[k] = [item]
+                table[k] = [r]
             else:
-                bucket.append(item)
+                bucket.append(r)
+        table.pop(None, None)
+        if table and type(next(iter(table))) is tuple:
+            for k in [k for k in table if None in k]:
+                del table[k]
         return table
 
-    def _probe(self, table: dict, left_rows: Iterable[Row], check: Callable[[], None]) -> Iterator[Batch]:
-        lkey, residual, get = self.left_key, self.residual, table.get
-        outer, pad, empty = self.kind == "LEFT", self.pad, []
-        out: list = []
-        for n, l in enumerate(left_rows):
-            k = lkey(l)
-            _join_row(out, l, get(k, empty) if k is not None else empty, residual, outer, pad)
-            if len(out) >= BATCH or n % BATCH == BATCH - 1:
-                check()
-                yield out
-                out = []
-        yield out
-
-    def _build_left(self, left_rows: list, right_rows: list, check: Callable[[], None]) -> Iterator[Batch]:
-        """The left input is the smaller: hash it, stream the right past it."""
-        where = self._hash(left_rows, self.left_key, positions=True)
-        matches: list = [None] * len(left_rows)
-        rkey, get = self.right_key, where.get
-        with paused():
-            for r in right_rows:
-                k = rkey(r)
-                if k is None:
+    def _match_left(self, left_rows: list, right_rows: list) -> list[list | None]:
+        """The left input is the smaller: hash its positions, stream the right past it
+        -> each left row's right rows (None when it has none), in right order."""
+        left_keys = list(map(self.left_key, left_rows))
+        where: dict = dict(zip(left_keys, range(len(left_keys))))       # built in C
+        unique = len(where) == len(left_keys) and not (left_keys and type(left_keys[0]) is tuple)
+        if unique:                             # a key (often the primary key): one position each
+            where.pop(None, None)
+        else:
+            where = {}
+            for i, k in enumerate(left_keys):
+                if k is None or (type(k) is tuple and None in k):
                     continue
-                for i in get(k, ()):
-                    m = matches[i]
-                    if m is None:
-                        matches[i] = [r]
-                    else:
-                        m.append(r)
-        check()
-        residual, outer, pad, empty = self.residual, self.kind == "LEFT", self.pad, []
-        out: list = []
-        for l, m in zip(left_rows, matches):
-            _join_row(out, l, m or empty, residual, outer, pad)
-            if len(out) >= BATCH:
-                check()
-                yield out
-                out = []
-        yield out
+                where.setdefault(k, []).append(i)
+        keys = list(map(self.right_key, right_rows))
+        hit = list(map(where.__contains__, keys))       # most rows often match nothing: sift in C
+        matches: list = [None] * len(left_rows)
+        hits = compress(right_rows, hit)
+        items = hits if self.carry is None else map(self.carry, hits)
+        if unique:
+            for i, r in zip(map(where.__getitem__, compress(keys, hit)), items):
+                m = matches[i]
+                if m is None:
+                    matches[i] = [r]
+                else:
+                    m.append(r)
+            return matches
+        for k, r in zip(compress(keys, hit), items):
+            for i in where[k]:
+                m = matches[i]
+                if m is None:
+                    matches[i] = [r]
+                else:
+                    m.append(r)
+        return matches
 
     def describe(self) -> str:
         return f"HashJoin {self.kind}"
+
+
+_RIGHTS = itemgetter(1)
 
 
 class NestedLoopJoin(Operator):
@@ -408,6 +491,50 @@ class NestedLoopJoin(Operator):
         return f"NestedLoopJoin {self.kind}"
 
 
+Aggregates = list  # of (factory, argument functions) pairs
+
+
+def _fold(factory: Callable[[], Any], nrows: int, columns: list[list]) -> Any:
+    """One aggregate over one group: ``columns`` holds each argument's values in row
+    order (none for count(*), which only needs ``nrows``). ``step_many`` takes a whole
+    column at once (C builtins where the values allow)."""
+    agg = factory()
+    if not columns:
+        agg.add_rows(nrows)                     # count(*)
+    elif len(columns) == 1:
+        step_many = getattr(agg, "step_many", None)
+        if step_many is not None:
+            step_many(columns[0])
+        else:
+            step = agg.step
+            for v in columns[0]:
+                step(v)
+    else:
+        for vs in zip(*columns):
+            agg.step(*vs)
+    return agg.final()
+
+
+def _key_fn(keys: list[Callable[[Row], Any]]) -> Callable[[Row], Any]:
+    """The group key of a row: one key's value itself, several keys' as a tuple."""
+    if len(keys) == 1:
+        return keys[0]
+    if not keys:
+        return lambda r: ()
+    return lambda r: tuple([k(r) for k in keys])
+
+
+def _groups_out(results: Iterable[Row], check: Callable[[], None]) -> Iterator[Batch]:
+    out: list = []
+    for row in results:
+        out.append(row)
+        if len(out) >= BATCH:
+            check()
+            yield out
+            out = []
+    yield out
+
+
 class HashAggregate(Operator):
     """GROUP BY: one output row per group, ``group values + aggregate results``.
 
@@ -415,75 +542,149 @@ class HashAggregate(Operator):
     operator always yields exactly one row (aggregates over an empty input)."""
 
     def __init__(self, rt: Runtime, child: Operator, keys: list[Callable[[Row], Any]],
-                 aggs: list[tuple[Callable[[], Any], list[Callable[[Row], Any]]]]) -> None:
+                 aggs: Aggregates) -> None:
         super().__init__()
         self.children = (child,)
         self.rt, self.keys, self.aggs = rt, keys, aggs
 
     def _batches(self) -> Iterator[Batch]:
         """Rows are first bucketed by group key, then each aggregate consumes a group's
-        values at once (``step_many``: C builtins where the values allow)."""
-        keys, aggs, check = self.keys, self.aggs, self.rt.check
-        single = len(keys) == 1
-        if single:
-            keyfn: Callable[[Row], Any] | None = keys[0]      # the value itself keys the group
-        elif keys:
-            keyfn = lambda r: tuple([k(r) for k in keys])  # noqa: E731
-        else:
-            keyfn = None
-        groups: dict = {}
+        values at once."""
+        groups: dict = defaultdict(list)
         with paused():
-            self._bucket(groups, keyfn, check)
-        if not groups and not keys:
+            self._bucket(groups, _key_fn(self.keys) if self.keys else None)
+        if not groups and not self.keys:
             groups[()] = []
-        yield from self._aggregate(groups, aggs, check, single)
+        yield from _groups_out(self._results(groups), self.rt.check)
 
-    def _bucket(self, groups: dict, keyfn: Callable[[Row], Any] | None, check: Callable[[], None]) -> None:
+    def _bucket(self, groups: dict, keyfn: Callable[[Row], Any] | None) -> None:
+        check = self.rt.check
         for batch in self._drain(self.children[0]):
             check()
             if keyfn is None:
                 groups.setdefault((), []).extend(batch)
                 continue
-            for r in batch:
-                k = keyfn(r)
-                bucket = groups.get(k)
-                if bucket is None:
-                    groups[k] = [r]
-                else:
-                    bucket.append(r)
+            for k, r in zip(map(keyfn, batch), batch):
+                groups[k].append(r)
 
-    @staticmethod
-    def _aggregate(groups: dict, aggs: list, check: Callable[[], None], single: bool) -> Iterator[Batch]:
-        out = []
+    def _results(self, groups: dict) -> Iterator[Row]:
+        single, aggs = len(self.keys) == 1, self.aggs
         for k, rows in groups.items():
-            if single:
-                k = (k,)
-            results = []
-            for factory, args in aggs:
-                agg = factory()
-                if not args:
-                    agg.add_rows(len(rows))                 # count(*)
-                elif len(args) == 1:
-                    a0 = args[0]
-                    values = [a0(r) for r in rows]
-                    step_many = getattr(agg, "step_many", None)
-                    if step_many is not None:
-                        step_many(values)
-                    else:
-                        for v in values:
-                            agg.step(v)
-                else:
-                    for r in rows:
-                        agg.step(*[a(r) for a in args])
-                results.append(agg.final())
-            out.append(k + tuple(results))
-            if len(out) % BATCH == 0:
-                check()
-        for i in range(0, len(out), BATCH):
-            yield out[i:i + BATCH]
+            yield ((k,) if single else k) + tuple([
+                _fold(factory, len(rows), [list(map(a, rows)) for a in args]) for factory, args in aggs])
 
     def describe(self) -> str:
         return f"HashAggregate keys={len(self.keys)} aggregates={len(self.aggs)}"
+
+
+Sided = tuple  # (side, function): "L" reads the left row, "R" the right row, "LR" the joined row
+
+
+class HashJoinAggregate(HashJoin):
+    """GROUP BY straight over a hash join, without building the joined rows.
+
+    Over a plain ``HashJoin`` every match would become a new concatenated tuple only
+    for the group key and a few arguments to be read from it. Here each group
+    collects the matched right rows as they are (and the left row once per match,
+    only if something reads the left side), and every key and argument is a
+    ``Sided`` function evaluated on the side it reads; only "LR" ones (reading both
+    sides) see a concatenated row. Rows reach each group in the join's order (left
+    order, then right order), so the results are those of HashAggregate over
+    HashJoin, down to the order floats are summed in."""
+
+    def __init__(self, rt: Runtime, left: Operator, right: Operator, left_key: Callable[[Row], Any],
+                 right_key: Callable[[Row], Any], kind: str, right_width: int,
+                 residual: Callable[[Row], Any] | None, keys: list[Sided],
+                 aggs: list[tuple[Callable[[], Any], list[Sided]]]) -> None:
+        super().__init__(rt, left, right, left_key, right_key, kind, right_width, residual)
+        self.keys = keys
+        self.aggs = self._carried(aggs)
+        self.need_left = any(side not in ("R", "V") for _, args in self.aggs for side, _ in args)
+
+    def _carried(self, aggs: list) -> list:
+        """When one argument is all that is read of the right rows (and no residual
+        needs them whole), the hash table holds its values instead of the rows
+        (``carry``): they are taken in one pass in storage order, not per group from
+        scattered rows. That argument becomes side "V": the group's values as they are."""
+        slots = [(i, j) for i, (_, args) in enumerate(aggs) for j, (side, _) in enumerate(args) if side != "L"]
+        if self.residual is not None or len(slots) != 1 or any(side != "L" for side, _ in self.keys):
+            return aggs
+        i, j = slots[0]
+        side, f = aggs[i][1][j]
+        if side != "R":
+            return aggs
+        self.carry = f
+        factory, args = aggs[i]
+        return aggs[:i] + [(factory, args[:j] + [("V", f)] + args[j + 1:])] + aggs[i + 1:]
+
+    def _batches(self) -> Iterator[Batch]:
+        rights: dict = defaultdict(list)     # group key -> the right rows of its matches
+        lefts: dict = defaultdict(list)      # group key -> their left rows (when read)
+        with paused():
+            if all(side == "L" for side, _ in self.keys):
+                self._group_per_left(rights, lefts)
+            else:
+                self._group_per_match(rights, lefts)
+        if not rights and not self.keys:
+            rights[()], lefts[()] = [], []
+        yield from _groups_out(self._results(rights, lefts), self.rt.check)
+
+    def _group_per_left(self, rights: dict, lefts: dict) -> None:
+        """Every key reads only the left row: one key per left row, its matches appended whole."""
+        keyfn = _key_fn([f for _, f in self.keys])
+        for pairs in self._pairs():
+            if self.need_left:
+                for l, rs in pairs:
+                    k = keyfn(l)
+                    rights[k] += rs
+                    lefts[k] += [l] * len(rs)
+            else:
+                for l, rs in pairs:
+                    rights[keyfn(l)] += rs
+
+    def _group_per_match(self, rights: dict, lefts: dict) -> None:
+        """Some key reads the right row: one key per match."""
+        parts = [self._evaluator(side, f) for side, f in self.keys]
+        if len(parts) == 1:
+            keyfn = parts[0]
+        else:
+            keyfn = lambda l, r: tuple([p(l, r) for p in parts])  # noqa: E731
+        for pairs in self._pairs():
+            for l, rs in pairs:
+                for r in rs:
+                    k = keyfn(l, r)
+                    rights[k].append(r)
+                    lefts[k].append(l)
+
+    @staticmethod
+    def _evaluator(side: str, f: Callable[[Row], Any]) -> Callable[[Row, Row], Any]:
+        if side == "L":
+            return lambda l, r: f(l)
+        if side == "R":
+            return lambda l, r: f(r)
+        return lambda l, r: f(l + r)
+
+    @staticmethod
+    def _column(side: str, f: Callable[[Row], Any], lefts: list, rights: list) -> list:
+        """An argument's values over a group's matches."""
+        if side == "V":
+            return rights
+        if side == "R":
+            return list(map(f, rights))
+        if side == "L":
+            return list(map(f, lefts))
+        return [f(l + r) for l, r in zip(lefts, rights)]
+
+    def _results(self, rights: dict, lefts: dict) -> Iterator[Row]:
+        single, aggs, column = len(self.keys) == 1, self.aggs, self._column
+        for k, rs in rights.items():
+            ls = lefts.get(k, ())                # a defaultdict's get() adds nothing
+            yield ((k,) if single else k) + tuple([
+                _fold(factory, len(rs), [column(side, f, ls, rs) for side, f in args])
+                for factory, args in aggs])
+
+    def describe(self) -> str:
+        return f"HashJoinAggregate {self.kind} keys={len(self.keys)} aggregates={len(self.aggs)}"
 
 
 class ColumnOrder:
@@ -499,6 +700,8 @@ class ColumnOrder:
     def split(self, rows: Iterable[Row]) -> tuple[list[Row], list[Row]]:
         p = self.position
         rows = rows if isinstance(rows, list) else list(rows)
+        if None not in map(self.getter, rows):          # the usual case, checked in C
+            return rows, []
         values = [r for r in rows if r[p] is not None]
         nulls = [r for r in rows if r[p] is None] if len(values) != len(rows) else []
         return values, nulls
@@ -543,7 +746,7 @@ class TopN(Operator):
 
     def _batches(self) -> Iterator[Batch]:
         n = self.n()
-        rows = (r for batch in self._drain(self.children[0]) for r in batch)
+        rows = chain.from_iterable(self._drain(self.children[0]))
         if n <= 0:
             for _ in rows:
                 pass

@@ -17,7 +17,6 @@ import datetime
 import re
 from dataclasses import dataclass, field
 from functools import partial
-from operator import itemgetter
 from typing import Any, Callable
 
 from ..errors import (HeliosError, InvalidParameter, NotImplementedFeature, SemanticError, TypeMismatch)
@@ -25,10 +24,10 @@ from . import ast
 from . import functions as fn
 from .ast_printer import to_sql
 from .catalog import Catalog, family
-from .compile import Compiled, Compiler, contains_aggregate, is_aggregate_call, walk
-from .operators import (UNBOUNDED, ColumnOrder, Distinct, Filter, HashAggregate, HashJoin, IndexScan, KeyLookup,
-                        Limit, NestedLoopJoin, Operator, Project, Rows, SetOp, Sort, TableScan, TopN,
-                        Values, run_all)
+from .compile import Compiled, Compiler, all_of, contains_aggregate, is_aggregate_call, walk
+from .operators import (UNBOUNDED, ColumnOrder, Distinct, Filter, HashAggregate, HashJoin, HashJoinAggregate,
+                        IndexScan, KeyLookup, Limit, NestedLoopJoin, Operator, Project, Rows, SetOp, Sort,
+                        TableScan, TopN, Values, run_all)
 from .runtime import Runtime
 from .scope import ColumnInfo, Scope
 
@@ -67,6 +66,31 @@ class Source:
         return len(self.columns)
 
 
+@dataclass(frozen=True)
+class HashJoinPlan:
+    """A planned hash join (a factory like any other), kept open so that an aggregate
+    right above it can fuse with it (``HashJoinAggregate``)."""
+
+    rt: Runtime
+    lmake: Factory
+    rmake: Factory
+    lkey: Compiled
+    rkey: Compiled
+    kind: str
+    lscope: Scope
+    rscope: Scope
+    residual: Compiled | None
+
+    def __call__(self) -> Operator:
+        return HashJoin(self.rt, self.lmake(), self.rmake(), self.lkey, self.rkey, self.kind,
+                        len(self.rscope.columns), self.residual)
+
+    def aggregate(self, keys: list[tuple[str, Compiled]],
+                  aggs: list[tuple[Callable[[], Any], list[tuple[str, Compiled]]]]) -> Factory:
+        return lambda: HashJoinAggregate(self.rt, self.lmake(), self.rmake(), self.lkey, self.rkey, self.kind,
+                                         len(self.rscope.columns), self.residual, keys, aggs)
+
+
 _IDENTITY = object()          # marks a projection that would copy every row unchanged
 
 
@@ -90,6 +114,10 @@ class AnyValue:
     def step(self, v: Any) -> None:
         if not self.seen:
             self.value, self.seen = v, True
+
+    def step_many(self, values: list) -> None:
+        if values and not self.seen:
+            self.value, self.seen = values[0], True
 
     def final(self) -> Any:
         return self.value
@@ -258,16 +286,13 @@ class Planner:
             inner_limit = make
             make = lambda: Limit(inner_limit(), lim, off)  # noqa: E731
         if hidden:
-            strip = itemgetter(*range(width)) if width > 1 else None
             inner_strip = make
-            if strip is None:
-                make = lambda: Project(inner_strip(), [], lambda r: (r[0],))  # noqa: E731
-            else:
-                make = lambda: Project(inner_strip(), [], strip)  # noqa: E731
+            kept = list(range(width))
+            make = lambda: Project(inner_strip(), [], kept)  # noqa: E731
         return Plan(make, names, types)
 
     def _getter(self, exprs: list[Compiled], scope: Scope, asts: list[ast.Expr], agg_map: dict | None):
-        """``itemgetter`` over the input when every output is a plain column (fast path)."""
+        """The input positions of the outputs when every output is a plain column (fast path)."""
         positions = []
         for e in asts:
             if agg_map is not None:
@@ -284,10 +309,7 @@ class Planner:
             positions.append(pos)
         if agg_map is None and positions == list(range(len(scope.columns))):
             return _IDENTITY                       # SELECT * of one table: rows pass through as they are
-        if len(positions) == 1:
-            p = positions[0]
-            return lambda r: (r[p],)
-        return itemgetter(*positions)
+        return positions
 
     def _group_term(self, g: ast.Expr, items: list[tuple[ast.Expr, str]]) -> ast.Expr:
         """GROUP BY accepts output ordinals and aliases too, as SQLite does."""
@@ -303,13 +325,16 @@ class Planner:
         compiler = self.compiler
         agg_map: dict = {}
         keys = []
+        key_asts: list[ast.Expr] = []
         for g in group_by:
             if contains_aggregate(g):
                 raise SemanticError("aggregate functions are not allowed in the GROUP BY clause")
             if g not in agg_map:
                 agg_map[g] = len(keys)
                 keys.append(compiler.compile(g, scope))
+                key_asts.append(g)
         aggs: list[tuple[Callable[[], Any], list[Compiled]]] = []
+        arg_asts: list[list[ast.Expr]] = []
         exprs = [e for e, _ in items] + ([having] if having is not None else []) + \
             [t for t, _, _ in order_terms if not isinstance(t, int)]
 
@@ -320,18 +345,18 @@ class Planner:
                 for a in e.args:
                     if contains_aggregate(a):
                         raise SemanticError(f"misuse of aggregate function {e.name}()")
-                nargs = 0 if e.star else len(e.args)
-                fn.make_aggregate(e.name, nargs, distinct=e.distinct)       # validates now
-                name, distinct = e.name, e.distinct
+                factory = fn.aggregate_factory(e.name, 0 if e.star else len(e.args), distinct=e.distinct)
                 args = [compiler.compile(a, scope) for a in e.args]
                 agg_map[e] = len(keys) + len(aggs)
-                aggs.append(((lambda n=name, k=nargs, d=distinct: fn.make_aggregate(n, k, distinct=d)), args))
+                aggs.append((factory, args))
+                arg_asts.append(list(e.args))
                 return
             if isinstance(e, ast.ColumnRef):
                 depth, _ = scope.resolve(e.name, e.table)
                 if depth == 0:
                     agg_map[e] = len(keys) + len(aggs)
                     aggs.append((AnyValue, [compiler.compile(e, scope)]))
+                    arg_asts.append([e])
                 return
             if isinstance(e, (ast.ScalarSubquery, ast.Exists)):
                 return
@@ -350,9 +375,24 @@ class Planner:
                             visit(x.result)
         for e in exprs:
             visit(e)
+        if isinstance(make, HashJoinPlan):
+            sided_keys = [self._sided(g, f, make, "L") for g, f in zip(key_asts, keys)]
+            sided_aggs = [(factory, [self._sided(a, f, make, "R") for a, f in zip(asts, args)])
+                          for (factory, args), asts in zip(aggs, arg_asts)]
+            return make.aggregate(sided_keys, sided_aggs), agg_map
         rt = self.rt
         inner = make
         return (lambda: HashAggregate(rt, inner(), keys, aggs)), agg_map
+
+    def _sided(self, e: ast.Expr, joined_fn: Compiled, join: HashJoinPlan, default: str) -> tuple[str, Compiled]:
+        """``e`` (already compiled over the joined row as ``joined_fn``) for a
+        ``HashJoinAggregate``: compiled over the one join input it reads, else ("LR", the
+        joined-row function). ``default`` is the side for expressions that read neither."""
+        sides = _sides(e, join.lscope, join.rscope)
+        if sides is None or len(sides) > 1:
+            return "LR", joined_fn
+        side = next(iter(sides)) if sides else default
+        return side, self.compiler.compile(e, join.lscope if side == "L" else join.rscope)
 
     def _column_name(self, e: ast.Expr) -> str:
         if isinstance(e, ast.ColumnRef):
@@ -361,12 +401,7 @@ class Planner:
 
     @staticmethod
     def _conjunction(preds: list[Compiled]) -> Compiled:
-        if len(preds) == 1:
-            return preds[0]
-        if len(preds) == 2:
-            a, b = preds
-            return lambda r: a(r) and b(r)
-        return lambda r: all(p(r) for p in preds)
+        return all_of(preds)
 
     # ------------------------------------------------------------------ ORDER BY / LIMIT
     def _sort_key(self, positions: list[tuple[int, bool, bool | None]],
@@ -504,7 +539,7 @@ class Planner:
         if lkeys:
             lk = self._key_fn([self.compiler.compile(e, lscope) for e in lkeys])
             rk = self._key_fn([self.compiler.compile(e, rscope) for e in rkeys])
-            return lambda: HashJoin(rt, lmake(), rmake(), lk, rk, kind, rwidth, residual)
+            return HashJoinPlan(rt, lmake, rmake, lk, rk, kind, lscope, rscope, residual)
         return lambda: NestedLoopJoin(rt, lmake(), rmake(), kind, rwidth, residual)
 
     @staticmethod

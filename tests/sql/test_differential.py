@@ -57,7 +57,8 @@ def expr(draw, depth: int = 0, tables=("t1",)) -> str:
 
 @st.composite
 def query(draw) -> tuple[str, bool]:
-    shape = draw(st.sampled_from(["filter", "aggregate", "join", "distinct", "order", "order1"]))
+    shape = draw(st.sampled_from(["filter", "aggregate", "join", "join_aggregate", "distinct", "order",
+                                  "order1"]))
     if shape == "order1":                  # one sort column, the only output: the order is fully determined
         col = draw(st.sampled_from(["t1.a", "t1.c"]))
         nulls = draw(st.sampled_from(["", " NULLS FIRST", " NULLS LAST"]))
@@ -69,6 +70,17 @@ def query(draw) -> tuple[str, bool]:
         where = draw(expr(tables=("t1", "t2")))
         kind = draw(st.sampled_from(["JOIN", "LEFT JOIN"]))
         return f"SELECT t1.a, t1.c, t2.b FROM t1 {kind} t2 ON {on} WHERE {where}", False
+    if shape == "join_aggregate":           # grouped straight over a hash join (HashJoinAggregate)
+        on = f"t1.{draw(st.sampled_from(['a', 'b']))} = t2.{draw(st.sampled_from(['a', 'b']))}"
+        if draw(st.booleans()):
+            on += f" AND {draw(expr(tables=('t1', 't2')))}"
+        kind = draw(st.sampled_from(["JOIN", "LEFT JOIN"]))
+        key = draw(st.sampled_from(["t1.a", "t2.b", "t1.c", "t2.c", "t1.a + t2.b", "t1.b, t2.a"]))
+        agg = draw(st.sampled_from(["count(*)", "count(t2.b)", "sum(t2.a)", "sum(t1.b)", "total(t1.a + t2.b)",
+                                    "min(t2.c)", "max(t1.b)", "avg(t2.b)", "count(DISTINCT t2.b)"]))
+        having = draw(st.sampled_from(["", " HAVING count(*) > 1", f" HAVING {agg} IS NOT NULL"]))
+        where = f" WHERE {draw(expr(tables=('t1', 't2')))}" if kind == "JOIN" and draw(st.booleans()) else ""
+        return f"SELECT {key}, {agg} FROM t1 {kind} t2 ON {on}{where} GROUP BY {key}{having}", False
     if shape == "aggregate":
         agg = draw(st.sampled_from(["count(*)", "count(t1.b)", "sum(t1.b)", "min(t1.c)", "max(t1.b)",
                                     "total(t1.a)", "count(DISTINCT t1.b)"]))

@@ -6,6 +6,7 @@ import inspect
 import pytest
 
 from helios.sql import operators as ops
+from helios.sql.functions import CountStar, Max
 from helios.sql.runtime import Runtime
 from helios.storage.schema import Column, IndexDef, TableSchema
 from helios.storage.store import Store
@@ -44,6 +45,7 @@ def cases(view):
         "Rows": (_source(rows), 2500),
         "Filter": (ops.Filter(_source(rows), lambda r: r[1] == 0), 834),
         "Project": (ops.Project(_source(rows), [lambda r: r[0] * 2]), 2500),
+        "Project columns": (ops.Project(_source(rows), [], [1, 0]), 2500),
         "HashJoin": (ops.HashJoin(rt, _source(rows), _source([(0, "a"), (1, "b")]), lambda r: r[1],
                                   lambda r: r[0], "INNER", 2), 1667),
         "HashJoin LEFT": (ops.HashJoin(rt, _source(rows[:9]), _source([(0, "a")]), lambda r: r[1],
@@ -53,6 +55,12 @@ def cases(view):
         "NestedLoopJoin": (ops.NestedLoopJoin(rt, _source(rows[:50]), _source(rows[:40]), "INNER", 2,
                                               lambda r: r[0] == r[2]), 40),
         "HashAggregate": (ops.HashAggregate(rt, _source(rows), [lambda r: r[1]], []), 3),
+        "HashJoinAggregate": (ops.HashJoinAggregate(rt, _source(rows), _source([(0, "a"), (1, "b")]),
+                                                    lambda r: r[1], lambda r: r[0], "INNER", 2, None,
+                                                    [("L", lambda r: r[0] % 5)], [(CountStar, [])]), 5),
+        "HashJoinAggregate LEFT per match": (ops.HashJoinAggregate(
+            rt, _source(rows[:9]), _source([(0, "a")]), lambda r: r[1], lambda r: r[0], "LEFT", 2, None,
+            [("R", lambda r: r[1])], [(CountStar, []), (Max, [("L", lambda r: r[0])])]), 2),
         "Sort": (ops.Sort(_source(rows), lambda r: -r[0]), 2500),
         "TopN": (ops.TopN(rt, _source(rows), lambda r: -r[0], lambda: 5), 5),
         "Limit": (ops.Limit(_source(rows), lambda: 1500, lambda: 100), 1500),
@@ -69,8 +77,9 @@ def test_every_operator_class_is_covered(view):
 
 
 NAMES = ["TableScan", "TableScan range", "KeyLookup", "IndexScan", "Values", "Rows", "Filter", "Project",
-         "HashJoin", "HashJoin LEFT", "HashJoin small left", "NestedLoopJoin", "HashAggregate", "Sort", "TopN", "Limit", "Distinct",
-         "SetOp"]
+         "Project columns", "HashJoin", "HashJoin LEFT", "HashJoin small left", "NestedLoopJoin",
+         "HashAggregate", "HashJoinAggregate", "HashJoinAggregate LEFT per match", "Sort", "TopN", "Limit",
+         "Distinct", "SetOp"]
 
 
 def test_names_match_cases(view):
@@ -116,3 +125,13 @@ def test_hash_join_keeps_left_order_whichever_side_it_hashes(view):
     assert ops.run_all(small_left) == [l + r for l in left for r in right * 10 if l[0] == r[0]]
     assert ops.run_all(big_left) == [l + r for l in left * 10 for r in right if l[0] == r[0]]
     assert expected
+
+
+@pytest.mark.parametrize("positions", [[0], [2, 0], [1, 1, 3], [3, 2, 1, 0], [0, 1, 2, 3, 0]])
+def test_columns_of_picks_the_same_values_as_itemgetter(positions):
+    from operator import itemgetter
+    rows = [(i, None, f"s{i}", i / 2) for i in range(50)]
+    get = itemgetter(*positions)
+    want = [get(r) if len(positions) > 1 else (get(r),) for r in rows]
+    assert ops.columns_of(positions)(rows) == want
+    assert ops.run_all(ops.Project(_source(rows), [], positions)) == want
