@@ -323,16 +323,18 @@ class LogWriter:
         Returns the bytes, the fsync's duration and the error that failed the
         log, if any (the unacknowledged bytes are then cut off, best effort).
         """
-        data = b"".join(batch)
+        data = b""
         fsync_seconds = 0.0
         try:
-            write_all(self._fd, data)
-            _wake(woken)
+            try:
+                data = b"".join(batch)
+                write_all(self._fd, data)
+            finally:
+                _wake(woken)            # durable before this batch was written, whatever happens to it
             started = time.perf_counter()
             self._do_fsync(self._fd)
             fsync_seconds = time.perf_counter() - started
         except BaseException as exc:  # noqa: BLE001 - the file state is unknown: never retry ("fsyncgate")
-            _wake(woken)                # they were durable before this batch was written
             self._discard_unacknowledged()
             return data, fsync_seconds, exc
         return data, fsync_seconds, None

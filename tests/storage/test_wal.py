@@ -535,6 +535,47 @@ def test_failure_of_a_pipelined_flush_keeps_earlier_batches_and_fails_the_rest(t
     assert sorted(read_segment(segment_path(tmp_path, 1))) == acknowledged
 
 
+@pytest.mark.parametrize("fail_at", [2, 3, 5])
+def test_fsync_failure_in_a_running_pipeline_wakes_every_committer_once(tmp_path: Path, fail_at: int) -> None:
+    """Committers loop until the log fails; a flush fails after earlier flushes left
+    committers to wake. Each committer must end (acknowledged or StorageFailed), none hang."""
+    spy = FsyncSpy(delay=0.003)
+    flushes: list[int] = []
+
+    def failing_at(fd: int) -> None:
+        if flushes:                                  # flushes[0]: the fsyncs of creating the segment
+            spy.fail = spy.calls - flushes[0] + 1 >= fail_at
+        spy(fd)
+
+    writer = LogWriter(tmp_path, 1, fsync=failing_at)
+    flushes.append(spy.calls)
+    acked: list[bytes] = []
+    failures: list[BaseException] = []
+    lock = threading.Lock()
+
+    def committer(tid: int) -> None:
+        for i in range(1000):
+            payload = b"%d:%d" % (tid, i)
+            try:
+                writer.append_and_sync(payload)
+            except StorageFailed as exc:
+                with lock:
+                    failures.append(exc)
+                return
+            with lock:
+                acked.append(payload)
+
+    threads = [threading.Thread(target=committer, args=(t,), daemon=True) for t in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not any(thread.is_alive() for thread in threads), "a committer was never woken"
+    assert len(failures) == 8
+    writer.close()
+    assert sorted(read_segment(segment_path(tmp_path, 1))) == sorted(acked)
+
+
 def test_an_interrupted_wait_still_passes_the_wake_up_on() -> None:
     class InterruptedOnce:
         def __init__(self) -> None:
