@@ -6,7 +6,7 @@ able to run code, and msgpack round-trips exactly the value kinds rows hold
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import msgpack
 
@@ -17,6 +17,12 @@ _packer_opts = {"use_bin_type": True}
 
 def pack(obj: Any) -> bytes:
     return msgpack.packb(obj, **_packer_opts)
+
+
+def packer() -> Callable[[Any], bytes]:
+    """A reusable ``pack``: several times faster per small record than ``pack`` (which builds
+    a packer per call), but not thread-safe: one per writer, used under its lock."""
+    return msgpack.Packer(**_packer_opts).pack
 
 
 def unpack(data: bytes, *, where: str = "record") -> Any:

@@ -23,7 +23,7 @@ class Commit:
         self.parents = parents
         self.author = author            # (user id, tenant id) or None
         self.kind = kind                # write | merge | init
-        self.gen = 1 + max((p.gen for p in parents), default=0)
+        self.gen = 1 + (parents[0].gen if len(parents) == 1 else max((p.gen for p in parents), default=0))
         self.pid: int | None = None
 
     def __repr__(self) -> str:

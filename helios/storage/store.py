@@ -20,10 +20,9 @@ import logging
 import os
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from ..errors import (BranchExists, BranchInUse, BranchNotFound, CorruptDatabase, DatabaseClosed,
                       DatabaseLocked, HistoryExpired, InvalidMerge, InvalidParameter, MergeConflict,
@@ -44,6 +43,8 @@ log = logging.getLogger("helios.storage")
 MAIN = "main"
 NODES_FILE = "nodes.dat"
 DEFAULT_CHECKPOINT_BYTES = 64 << 20
+
+LogTicket = tuple[LogWriter, int] | None    # a logged record: its segment and sequence number
 
 
 MAX_SECONDS = 253_402_300_799          # 9999-12-31T23:59:59Z: a bound every client can represent
@@ -85,6 +86,61 @@ class StoreStats:
     last_checkpoint_bytes: int = 0
 
 
+class WriteBlock:
+    """The context manager ``Store.write`` returns: the writer lock is held from enter to exit.
+
+    A plain class rather than a ``@contextmanager`` generator: this is the per-commit path,
+    and it allocates less (fewer objects, less garbage-collector work per commit).
+    """
+
+    __slots__ = ("_store", "_branch", "_author", "_b", "_tx", "_pending")
+
+    def __init__(self, store: Store, branch: str, author: Any) -> None:
+        self._store = store
+        self._branch = branch
+        self._author = author
+        self._b: Branch | None = None
+        self._tx: Transaction | None = None
+        self._pending: tuple[Branch, LogTicket, int] | None = None
+
+    def __enter__(self) -> Transaction:
+        store = self._store
+        store._wlock.acquire()
+        try:
+            store._check_writable()
+            b = store._branch(self._branch)
+            if b.read_only:
+                raise ReadOnlyBranch(f"branch {self._branch!r} is read-only")
+            tip = b.tip
+            self._b = b
+            self._tx = Transaction(self._branch, tip.state, self._author, base=tip, resolve=store._resolve,
+                                   track=False, commit_fn=self._commit)
+        except BaseException:
+            store._wlock.release()
+            raise
+        return self._tx
+
+    def _commit(self, tx: Transaction) -> None:
+        b = self._b
+        assert b is not None
+        _, ticket, count = self._store._commit_locked(b, tx.state, tx.ops, tx.author)
+        self._pending = b, ticket, count
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        tx, self._tx = self._tx, None          # tx -> self._commit -> self: break the cycle
+        assert tx is not None, "a WriteBlock is entered once"
+        try:
+            if exc_type is not None:
+                tx.rollback()
+                return
+            if not tx.done:
+                tx.commit()
+        finally:
+            self._store._wlock.release()
+        if self._pending is not None:
+            self._store._publish(*self._pending)
+
+
 class Store:
     """One database: a directory on disk, or nothing at all for ``":memory:"``."""
 
@@ -99,6 +155,7 @@ class Store:
         self.checkpoint_bytes = checkpoint_bytes
         self._progress = progress or (lambda msg: log.info("%s", msg))
         self._wlock = threading.RLock()
+        self._pack = codec.packer()                # log records are packed under the writer lock
         self._ckpt_lock = threading.Lock()
         self._vis_lock = threading.Lock()
         self._failed: BaseException | None = None
@@ -287,44 +344,51 @@ class Store:
         except KeyError:
             raise BranchNotFound(f"branch {name!r} not found") from None
 
-    def _log_record(self, rec: tuple) -> int | None:
-        if self._log is None:
+    def _log_record(self, rec: tuple) -> LogTicket:
+        """Append a record (under the writer lock); ``_sync`` the ticket to wait until it is durable.
+
+        The ticket names the segment too: a checkpoint may switch to a new one
+        between the append and the sync.
+        """
+        log = self._log
+        if log is None:
             return None
         try:
-            return self._log.append(codec.pack(rec))
+            return log, log.append(self._pack(rec))
         except StorageFailed as exc:
             self._failed = exc
             raise
 
-    def _sync(self, log_seq: int | None) -> None:
-        if log_seq is None or self._log is None:
+    def _sync(self, ticket: LogTicket) -> None:
+        if ticket is None:
             return
+        log, seq = ticket
         try:
-            self._log.sync(log_seq)
+            log.sync(seq)
         except StorageFailed as exc:
             self._failed = self._failed or exc
             raise
 
     def _commit_locked(self, b: Branch, state: DbState, ops: list, author: Any, kind: str = "write",
-                       merge_parent: Commit | None = None) -> tuple[Commit, int | None, int]:
+                       merge_parent: Commit | None = None) -> tuple[Commit, LogTicket, int]:
         ts = self._next_ts()
         seq = self._next_seq
         self._next_seq += 1
         author = tuple(author) if author is not None else None
-        log_seq = self._log_record(("c", b.name, seq, ts, author, kind,
-                                    merge_parent.seq if merge_parent is not None else None, ops))
+        ticket = self._log_record(("c", b.name, seq, ts, author, kind,
+                                   merge_parent.seq if merge_parent is not None else None, ops))
         parents = (b.tip,) + ((merge_parent,) if merge_parent is not None else ())
         c = Commit(seq, ts, state, parents, author, kind)
         b.add(c)
         self._by_seq[seq] = c
         self.stats.commits += 1
-        if log_seq is None:
+        if ticket is None:
             b.visible = len(b.commits)
-        return c, log_seq, len(b.commits)
+        return c, ticket, len(b.commits)
 
-    def _publish(self, b: Branch, log_seq: int | None, count: int) -> None:
+    def _publish(self, b: Branch, ticket: LogTicket, count: int) -> None:
         """Wait for durability (outside the writer lock: group commit), then let readers see it."""
-        self._sync(log_seq)
+        self._sync(ticket)
         with self._vis_lock:
             if count > b.visible:
                 b.visible = count
@@ -352,32 +416,12 @@ class Store:
         return self._commit_at(self._branch(b.parent), ts)
 
     # ---------------------------------------------------------------- writes
-    @contextmanager
-    def write(self, branch: str = MAIN, author: Any = None) -> Iterator[Transaction]:
-        """An autocommit write: holds the writer lock, so it never conflicts.
-
-        Commits when the block ends normally (and returns after the fsync),
-        rolls back if it raises."""
+    def write(self, branch: str = MAIN, author: Any = None) -> WriteBlock:
+        """An autocommit write: ``with store.write() as tx`` holds the writer lock, so it never
+        conflicts. Commits when the block ends normally (and returns after the fsync), rolls
+        back if it raises."""
         self._check_writable()
-        result: list = []
-        with self._wlock:
-            self._check_writable()
-            b = self._branch(branch)
-            if b.read_only:
-                raise ReadOnlyBranch(f"branch {branch!r} is read-only")
-            tx = Transaction(branch, b.tip.state, author, base=b.tip, resolve=self._resolve, track=False,
-                             commit_fn=lambda t: result.append(
-                                 self._commit_locked(b, t.state, t.ops, t.author)))
-            try:
-                yield tx
-            except BaseException:
-                tx.rollback()
-                raise
-            if not tx.done:
-                tx.commit()
-        if result:
-            c, log_seq, count = result[0]
-            self._publish(b, log_seq, count)
+        return WriteBlock(self, branch, author)
 
     def begin(self, branch: str = MAIN, author: Any = None) -> Transaction:
         """An optimistic (snapshot-isolated) transaction; commit fails with WriteConflict
@@ -400,8 +444,8 @@ class Store:
             state = tx.state
             if tip is not tx.base:
                 state = self._rebase(tx, tip)
-            c, log_seq, count = self._commit_locked(b, state, tx.ops, tx.author)
-        self._publish(b, log_seq, count)
+            c, ticket, count = self._commit_locked(b, state, tx.ops, tx.author)
+        self._publish(b, ticket, count)
         return c
 
     def _rebase(self, tx: Transaction, tip: Commit) -> DbState:
@@ -454,10 +498,10 @@ class Store:
             snap_ts = created if snap_ts is None else min(snap_ts, created)
             b = Branch(name, parent=parent, created_at=created, base=base, snapshot_ts=snap_ts,
                        read_only=bool(read_only), isolated=bool(isolated))
-            log_seq = self._log_record(("b", name, b.id, parent, created, snap_ts, base.seq,
-                                        b.read_only, b.isolated))
+            ticket = self._log_record(("b", name, b.id, parent, created, snap_ts, base.seq,
+                                       b.read_only, b.isolated))
             self._branches[name] = b
-        self._sync(log_seq)
+        self._sync(ticket)
         return self.branch_info(name)
 
     def delete_branch(self, name: str) -> None:
@@ -471,9 +515,9 @@ class Store:
             if children:
                 raise BranchInUse(f"branch {name!r} has child branches ({', '.join(children)}); "
                                   f"delete them first")
-            log_seq = self._log_record(("x", name))
+            ticket = self._log_record(("x", name))
             del self._branches[name]
-        self._sync(log_seq)
+        self._sync(ticket)
 
     def list_branches(self) -> list[BranchInfo]:
         self._check_open()
@@ -529,8 +573,8 @@ class Store:
                         row = tbl.rows.get(key)
                         if row is not None:
                             tbl.check_unique(row, key)
-            c, log_seq, count = self._commit_locked(t, tx.state, tx.ops, author, "merge", s_tip)
-        self._publish(t, log_seq, count)
+            c, ticket, count = self._commit_locked(t, tx.state, tx.ops, author, "merge", s_tip)
+        self._publish(t, ticket, count)
         n = len(plan.conflicts)
         return MergeResult(to_seconds(c.ts), plan.merged_keys, plan.conflicts, True,
                            f"Successfully merged {plan.merged_keys} keys from '{source}' into "

@@ -8,12 +8,16 @@ Durability contract: ``sync(seq)`` returns only once record ``seq`` and every
 record before it have been written and fsync'd, so a caller that acknowledges a
 write after ``sync`` never loses it to kill -9 or power loss.
 
-Group commit: concurrent committers share one write + fsync. The first thread
-to need a flush becomes the leader and takes every buffered record; threads
-that arrive meanwhile wait on a condition and either find their record covered
-by that flush or elect the next leader, who takes everything that piled up.
-The cost of one fsync is thus spread over every committer that arrived while
-the previous one ran.
+Group commit: concurrent committers share one write + fsync. A ``sync`` that
+finds the log idle flushes in its own thread (a lone writer pays no hand-off).
+Committers that arrive while a flush is under way queue up and sleep, each on
+a lock of its own; when the flush ends, a flusher thread takes everything that
+piled up as the next batch, so the disk is kept busy while the committers
+(who need the GIL) prepare the batch after it. fsync releases the GIL, so
+their CPU work overlaps it. A finished batch's committers are woken one by one,
+each waking the next, and only once the next batch is written: the flusher
+needs the GIL between its write and its fsync, and a herd of woken threads
+would make it wait.
 
 Failure is permanent: after a failed write or fsync the kernel may already
 have dropped the dirty pages and a retried fsync could falsely succeed
@@ -27,6 +31,7 @@ import os
 import re
 import threading
 import time
+from _thread import LockType, allocate_lock
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,7 +115,11 @@ class WalStats:
 
 
 class LogWriter:
-    """Appends records to one segment; thread-safe; group-commits concurrent syncs."""
+    """Appends records to one segment; thread-safe; group-commits concurrent syncs.
+
+    The flusher thread is started the first time committers queue up behind a
+    flush, and stopped by ``close``.
+    """
 
     def __init__(self, directory: str | os.PathLike[str], number: int, *,
                  fsync: FsyncFn | None = None) -> None:
@@ -118,21 +127,26 @@ class LogWriter:
         self._number = number
         self._fsync_override = fsync
         self._lock = threading.Lock()
-        self._flushed = threading.Condition(self._lock)
-        self._buffer: list[bytes] = []
+        self._work = threading.Condition(self._lock)   # the flusher sleeps here while nobody waits
+        self._buffer: list[bytes] = []                  # appended, not yet taken by a flush
+        self._waiting: list[LockType] = []              # committers whose record is in ``_buffer``
+        self._in_flight: list[LockType] = []            # committers whose record is being flushed
+        self._in_flight_last = 0                        # last sequence number of that flush
+        self._flushing = False
+        self._flusher: threading.Thread | None = None
         self._appended = 0
         self._durable = 0
-        self._flushing = False
         self._closed = False  # no more appends
         self._fd_closed = False  # nothing more can be written
         self._failed: BaseException | None = None
-        self._stats = WalStats()
+        self._counts = [0, 0, 0.0]                      # records, fsyncs, fsync seconds
         try:
             self._fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as exc:
             raise StorageFailed(f"{self._path}: cannot open log segment: {exc}") from exc
         try:
             self._size = self._prepare(directory)
+            self._initial_size = self._size
         except BaseException:
             os.close(self._fd)
             raise
@@ -181,7 +195,8 @@ class LogWriter:
     def stats(self) -> WalStats:
         """A consistent snapshot of the counters."""
         with self._lock:
-            return self._stats
+            records, fsyncs, fsync_seconds = self._counts
+            return WalStats(records, fsyncs, self._size - self._initial_size, fsync_seconds)
 
     def _raise_if_unusable(self) -> None:
         if self._failed is not None:
@@ -211,49 +226,148 @@ class LogWriter:
         with self._lock:
             if not 0 < seq <= self._appended:
                 raise ValueError(f"no record {seq} was appended (last is {self._appended})")
-            while seq > self._durable:
-                if self._failed is not None:
-                    self._raise_if_unusable()
-                if not self._flushing:
-                    if self._fd_closed:
-                        raise DatabaseClosed(f"{self._path}: closed before record {seq} was written")
-                    self._lead_flush()
-                    return
-                self._flushed.wait()
+            if seq <= self._durable:
+                return
+            if self._failed is not None:
+                self._raise_if_unusable()
+            if self._fd_closed:
+                raise DatabaseClosed(f"{self._path}: closed before record {seq} was written")
+            if not self._flushing:
+                self._flush_inline()
+                return
+            group = self._in_flight if seq <= self._in_flight_last else self._waiting
+            waiter = allocate_lock()
+            waiter.acquire()
+            index = len(group)
+            group.append(waiter)
+        interrupted = _wait(waiter)                     # until the flush is over: done or failed
+        if index + 1 < len(group):                      # the group is complete now: wake the next one
+            group[index + 1].release()
+        if interrupted is not None:
+            raise interrupted
+        if seq > self._durable:
+            raise self._failure()
 
-    def _lead_flush(self) -> None:
-        """Write and fsync every buffered record as one batch. Called and returns with the lock held."""
-        batch, self._buffer = self._buffer, []
-        last = self._appended
-        self._flushing = True
+    def _flush_inline(self) -> None:
+        """Flush in the calling thread: the log was idle, so a handoff would only add latency.
+
+        Called and returns with the lock held. Committers who arrive meanwhile
+        are left to the flusher thread, which is woken at the end.
+        """
+        batch, last = self._take_batch()
         self._lock.release()
-        error: BaseException | None = None
-        data = b"".join(batch)
+        try:
+            data, fsync_seconds, error = self._write_and_fsync(batch, [])
+        finally:
+            self._lock.acquire()
+        woken = self._finish_batch(last, len(batch), len(data), fsync_seconds, error)
+        if self._waiting or self._closed:
+            self._start_flush()
+        _wake(woken)
+        if error is not None:
+            if not isinstance(error, Exception):    # KeyboardInterrupt and the like: let them through
+                raise error
+            raise self._failure()
+
+    def _failure(self) -> StorageFailed:
+        error = StorageFailed(f"{self._path}: write or fsync failed ({self._failed}); the log "
+                              "refuses writes from now on")
+        error.__cause__ = self._failed
+        return error
+
+    def _start_flush(self) -> None:
+        """Wake the idle flusher thread, or start it. Called with the lock held."""
+        if self._flusher is None:
+            self._flusher = threading.Thread(target=self._flush_loop, name=f"helios-wal-{self._number}",
+                                             daemon=True)
+            self._flusher.start()
+        else:
+            self._work.notify()
+
+    def _flush_loop(self) -> None:
+        """The flusher thread: flush each batch someone waits for, until close or failure.
+
+        The committers of a batch are woken only after the next batch has been
+        written: they would otherwise compete for the GIL with the flusher
+        between its write and its fsync, and the disk would sit idle meanwhile.
+        """
+        woken: list[LockType] = []
+        lock = self._lock
+        lock.acquire()
+        try:
+            while True:
+                if self._flushing or not (self._waiting or (self._closed and self._buffer)):
+                    _wake(woken)
+                    woken = []
+                    if self._closed and not self._flushing:
+                        return
+                    self._work.wait()
+                    continue
+                batch, last = self._take_batch()
+                lock.release()
+                try:
+                    data, fsync_seconds, error = self._write_and_fsync(batch, woken)
+                finally:
+                    lock.acquire()
+                woken = self._finish_batch(last, len(batch), len(data), fsync_seconds, error)
+                if error is not None:
+                    _wake(woken)
+                    return
+        finally:
+            lock.release()
+
+    def _write_and_fsync(self, batch: list[bytes], woken: list[LockType]
+                         ) -> tuple[bytes, float, BaseException | None]:
+        """Write and fsync a batch, waking the previous batch's committers in between.
+
+        Returns the bytes, the fsync's duration and the error that failed the
+        log, if any (the unacknowledged bytes are then cut off, best effort).
+        """
+        data = b""
         fsync_seconds = 0.0
         try:
-            write_all(self._fd, data)
+            try:
+                data = b"".join(batch)
+                write_all(self._fd, data)
+            finally:
+                _wake(woken)            # durable before this batch was written, whatever happens to it
             started = time.perf_counter()
             self._do_fsync(self._fd)
             fsync_seconds = time.perf_counter() - started
-        except BaseException as exc:  # noqa: BLE001 - any failure leaves the file state unknown
-            error = exc
+        except BaseException as exc:  # noqa: BLE001 - the file state is unknown: never retry ("fsyncgate")
             self._discard_unacknowledged()
-        finally:
-            self._lock.acquire()
-            self._flushing = False
-            self._flushed.notify_all()
-        if error is not None:
-            self._buffer.clear()
+            return data, fsync_seconds, exc
+        return data, fsync_seconds, None
+
+    def _take_batch(self) -> tuple[list[bytes], int]:
+        """Hand every buffered record and its waiters to a flush. Called with the lock held."""
+        batch, self._buffer = self._buffer, []
+        self._in_flight, self._waiting = self._waiting, []
+        self._in_flight_last = self._appended
+        self._flushing = True
+        return batch, self._appended
+
+    def _finish_batch(self, last: int, records: int, size: int, fsync_seconds: float,
+                      error: BaseException | None) -> list[LockType]:
+        """Record a flush's outcome; returns the committers to wake. Called with the lock held.
+
+        A failure fails the log for good, so the pending committers are woken too, to raise.
+        """
+        self._flushing = False
+        woken, self._in_flight = self._in_flight, []
+        if error is None:
+            self._durable = last
+            self._size += size
+            counts = self._counts
+            counts[0] += records
+            counts[1] += 1
+            counts[2] += fsync_seconds
+        else:
             self._failed = error
-            if not isinstance(error, Exception):
-                raise error
-            raise StorageFailed(f"{self._path}: write or fsync failed ({error}); the log "
-                                "refuses writes from now on") from error
-        self._durable = last
-        self._size += len(data)
-        stats = self._stats
-        self._stats = WalStats(stats.records + len(batch), stats.fsyncs + 1,
-                               stats.bytes + len(data), stats.fsync_seconds + fsync_seconds)
+            self._buffer.clear()
+            _wake(self._waiting)
+            self._waiting = []
+        return woken
 
     def _discard_unacknowledged(self) -> None:
         """Best effort: cut the failed batch off so recovery cannot resurrect it.
@@ -283,12 +397,18 @@ class LogWriter:
             if self._closed:
                 return
             self._closed = True
-            try:
-                while self._flushing:
-                    self._flushed.wait()
-                if self._failed is None and self._buffer:
-                    self._lead_flush()
-            finally:
+            failed_before = self._failed
+            if self._flusher is not None or self._flushing or self._buffer:
+                self._start_flush()             # it waits for a flush under way, flushes the rest, exits
+            flusher = self._flusher
+        try:
+            if flusher is not None:
+                flusher.join()
+            if self._failed is not None and failed_before is None:
+                raise StorageFailed(f"{self._path}: the last flush failed ({self._failed}); "
+                                    "records buffered before close are lost") from self._failed
+        finally:
+            with self._lock:
                 self._fd_closed = True
                 self._buffer.clear()
                 os.close(self._fd)
@@ -302,3 +422,29 @@ class LogWriter:
     def __repr__(self) -> str:
         state = "failed" if self._failed else "closed" if self._closed else "open"
         return f"<LogWriter {self._path} {state} appended={self._appended} durable={self._durable}>"
+
+
+def _wake(group: list[LockType]) -> None:
+    """Wake a group of committers one after the other: each wakes the next (see ``sync``).
+
+    Waking them all at once would have them all compete for the GIL with the
+    flusher, which needs it right after each fsync to start the next one.
+    """
+    if group:
+        group[0].release()
+
+
+def _wait(waiter: LockType) -> BaseException | None:
+    """Block until ``waiter`` is released; an exception meanwhile (Ctrl-C) is returned, not raised.
+
+    A committer must not leave before its turn in the wake-up chain, or every
+    committer after it in the group would sleep forever: so an interrupt waits
+    for the flush in progress (one fsync) and is raised after the hand-on.
+    """
+    interrupted: BaseException | None = None
+    while True:
+        try:
+            waiter.acquire()
+            return interrupted
+        except BaseException as exc:  # noqa: BLE001 - re-raised by the caller
+            interrupted = interrupted or exc

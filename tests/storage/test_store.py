@@ -47,6 +47,49 @@ def test_failed_write_block_commits_nothing(db):
     assert 10 not in rows_of(db)
 
 
+def _write_from_another_thread(db, key):
+    """A write in a fresh thread: it deadlocks (and this fails) if the writer lock leaked."""
+    done = []
+
+    def work():
+        with db.write() as tx:
+            tx.insert("users", (key, "other", f"{key}@x.io"))
+        done.append(key)
+    t = threading.Thread(target=work, daemon=True)
+    t.start()
+    t.join(timeout=10)
+    return done == [key]
+
+
+def test_write_block_releases_the_writer_lock_on_every_exit(db):
+    db.create_branch("ro", read_only=True)
+    with pytest.raises(errors.ReadOnlyBranch):
+        with db.write("ro"):
+            pass
+    assert _write_from_another_thread(db, 20)
+    with pytest.raises(errors.BranchNotFound):
+        with db.write("nope"):
+            pass
+    assert _write_from_another_thread(db, 21)
+    with pytest.raises(ZeroDivisionError):
+        with db.write() as tx:
+            tx.insert("users", (22, "rolled back", "r@x.io"))
+            1 / 0
+    assert _write_from_another_thread(db, 23)
+    with db.write() as tx:
+        tx.insert("users", (24, "explicit", "e@x.io"))
+        tx.commit()                          # committing inside the block: published at its end
+    assert _write_from_another_thread(db, 25)
+    assert {20, 21, 23, 24, 25} <= set(rows_of(db)) and 22 not in rows_of(db)
+
+
+def test_an_empty_write_block_makes_no_commit(db):
+    head = db.snapshot().commit
+    with db.write():
+        pass
+    assert db.snapshot().commit is head
+
+
 def test_branch_creation_shares_state_and_isolates_writes(db):
     info = db.create_branch("dev")
     assert db.snapshot("dev").state is db.snapshot("main").state     # O(1): the same root object

@@ -404,6 +404,194 @@ def test_group_commit_shares_fsyncs_and_keeps_every_record(tmp_path: Path) -> No
     assert sorted(records) == sorted(f"{t}:{i}".encode() for t in range(threads_n) for i in range(per_thread))
 
 
+class CoverageSpy:
+    """A real fsync that remembers how many bytes of the file each completed call made durable."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.durable = 0
+        self.delay = delay
+        self._lock = threading.Lock()
+
+    def __call__(self, fd: int) -> None:
+        size = os.fstat(fd).st_size              # what this fsync is guaranteed to cover
+        if self.delay:
+            time.sleep(self.delay)
+        os.fsync(fd)
+        with self._lock:
+            self.durable = max(self.durable, size)
+
+
+def flusher_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("helios-wal-")]
+
+
+def test_no_record_is_acknowledged_before_an_fsync_covers_it(tmp_path: Path) -> None:
+    threads_n, per_thread = 12, 30
+    spy = CoverageSpy(delay=0.001)
+    writer = LogWriter(tmp_path, 1, fsync=spy)
+    acks: list[tuple[int, int]] = []              # (seq, bytes durable when sync returned)
+    lock = threading.Lock()
+    start = threading.Barrier(threads_n)
+    flushers_seen: list[int] = []
+
+    def committer(tid: int) -> None:
+        start.wait()
+        for i in range(per_thread):
+            seq = writer.append_and_sync(f"{tid}:{i}".encode() * (1 + i % 5))
+            with lock:
+                acks.append((seq, spy.durable))
+                flushers_seen.append(len(flusher_threads()))
+
+    threads = [threading.Thread(target=committer, args=(t,)) for t in range(threads_n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert max(flushers_seen) == 1, "queued committers are served by one flusher thread"
+    writer.close()
+    assert flusher_threads() == [], "close stops the flusher"
+
+    records = read_segment(segment_path(tmp_path, 1))
+    ends = record_offsets(records)[1:]
+    assert len(records) == len(acks) == threads_n * per_thread
+    for seq, durable in acks:
+        assert ends[seq - 1] <= durable, f"record {seq} acknowledged before an fsync covered it"
+
+
+def test_a_lone_committer_flushes_in_its_own_thread(tmp_path: Path) -> None:
+    writer = LogWriter(tmp_path, 1)
+    for i in range(5):
+        writer.append_and_sync(b"r%d" % i)
+    assert flusher_threads() == [] and writer.stats.fsyncs == 5
+    writer.close()
+
+
+def test_close_waits_for_the_flush_under_way_and_flushes_the_queue(tmp_path: Path) -> None:
+    armed, release, entered = threading.Event(), threading.Event(), threading.Event()
+
+    def blocking_fsync(fd: int) -> None:
+        if armed.is_set():                          # the segment header's fsync goes through
+            entered.set()
+            assert release.wait(timeout=30)
+        os.fsync(fd)
+
+    writer = LogWriter(tmp_path, 1, fsync=blocking_fsync)
+    armed.set()
+    results: dict[str, int] = {}
+    leader = threading.Thread(target=lambda: results.setdefault("a", writer.append_and_sync(b"a")))
+    leader.start()
+    assert entered.wait(timeout=30)
+    queued = threading.Thread(target=lambda: results.setdefault("b", writer.append_and_sync(b"b")))
+    queued.start()
+    buffered = writer.append(b"c")                  # nobody waits for it: close must flush it
+    closer = threading.Thread(target=writer.close)
+    closer.start()
+    closer.join(timeout=0.2)
+    assert closer.is_alive(), "close returned while a flush was still writing"
+    release.set()
+    for thread in (leader, queued, closer):
+        thread.join(timeout=30)
+        assert not thread.is_alive()
+    assert results == {"a": 1, "b": 2} and buffered == 3
+    assert read_segment(segment_path(tmp_path, 1)) == [b"a", b"b", b"c"]
+    assert flusher_threads() == []
+    writer.sync(3)                                  # durable before the file closed
+
+
+def test_failure_of_a_pipelined_flush_keeps_earlier_batches_and_fails_the_rest(tmp_path: Path) -> None:
+    spy = FsyncSpy(delay=0.01)
+    creation: list[int] = []
+
+    def failing_after_first(fd: int) -> None:
+        spy.fail = bool(creation) and spy.calls > creation[0]   # the first flush succeeds, later ones fail
+        spy(fd)
+
+    writer = LogWriter(tmp_path, 1, fsync=failing_after_first)
+    creation.append(spy.calls)
+    outcomes: dict[bytes, object] = {}
+    lock = threading.Lock()
+
+    def commit(payload: bytes) -> None:
+        try:
+            result: object = writer.append_and_sync(payload)
+        except StorageFailed as exc:
+            result = exc
+        with lock:
+            outcomes[payload] = result
+
+    threads = [threading.Thread(target=commit, args=(b"w%d" % i,)) for i in range(10)]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.002)                          # arrivals spread over the first flush
+    for thread in threads:
+        thread.join(timeout=30)
+    acknowledged = sorted(p for p, r in outcomes.items() if isinstance(r, int))
+    failed = [r for r in outcomes.values() if not isinstance(r, int)]
+    assert len(outcomes) == 10 and acknowledged and failed
+    assert all(isinstance(r, StorageFailed) and isinstance(r.__cause__, OSError) for r in failed)
+    with pytest.raises(StorageFailed):
+        writer.append(b"later")
+    writer.close()
+    assert sorted(read_segment(segment_path(tmp_path, 1))) == acknowledged
+
+
+@pytest.mark.parametrize("fail_at", [2, 3, 5])
+def test_fsync_failure_in_a_running_pipeline_wakes_every_committer_once(tmp_path: Path, fail_at: int) -> None:
+    """Committers loop until the log fails; a flush fails after earlier flushes left
+    committers to wake. Each committer must end (acknowledged or StorageFailed), none hang."""
+    spy = FsyncSpy(delay=0.003)
+    flushes: list[int] = []
+
+    def failing_at(fd: int) -> None:
+        if flushes:                                  # flushes[0]: the fsyncs of creating the segment
+            spy.fail = spy.calls - flushes[0] + 1 >= fail_at
+        spy(fd)
+
+    writer = LogWriter(tmp_path, 1, fsync=failing_at)
+    flushes.append(spy.calls)
+    acked: list[bytes] = []
+    failures: list[BaseException] = []
+    lock = threading.Lock()
+
+    def committer(tid: int) -> None:
+        for i in range(1000):
+            payload = b"%d:%d" % (tid, i)
+            try:
+                writer.append_and_sync(payload)
+            except StorageFailed as exc:
+                with lock:
+                    failures.append(exc)
+                return
+            with lock:
+                acked.append(payload)
+
+    threads = [threading.Thread(target=committer, args=(t,), daemon=True) for t in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not any(thread.is_alive() for thread in threads), "a committer was never woken"
+    assert len(failures) == 8
+    writer.close()
+    assert sorted(read_segment(segment_path(tmp_path, 1))) == sorted(acked)
+
+
+def test_an_interrupted_wait_still_passes_the_wake_up_on() -> None:
+    class InterruptedOnce:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def acquire(self) -> bool:
+            self.calls += 1
+            if self.calls == 1:
+                raise KeyboardInterrupt
+            return True
+
+    waiter = InterruptedOnce()
+    interrupted = wal._wait(waiter)  # type: ignore[arg-type]
+    assert isinstance(interrupted, KeyboardInterrupt) and waiter.calls == 2
+
+
 # -- fileio -------------------------------------------------------------------------------------------
 
 def test_atomic_write_replaces_content(tmp_path: Path) -> None:
