@@ -12,11 +12,18 @@ the debris of an interrupted checkpoint and is cut away on open.
 Record kinds: (0, keys, values) leaf; (1, keys, child_pids, counts) inner;
 (2, schema, rows_root, ((index, root), ...), next_rowid) table;
 (3, ((table, table_pid), ...), ((object, value), ...)) state;
-(4, seq, ts, state_pid, parent_pids, author, kind) commit.
+(4, seq, ts, state_pid, parent_pids, author, kind) commit;
+(5, base_leaf_pid, positions, values) a leaf holding the base leaf's keys and values
+except ``values`` at ``positions``. Kind 5 is how a value-only change of a leaf is
+written (found by the ``keys`` that path copying shares): the record costs the
+change, and on load the new leaf shares its keys and unchanged rows with the
+base, so a reopened store holds its history in as little memory as the live one did.
 """
 from __future__ import annotations
 
 import os
+from itertools import compress
+from operator import is_not
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -95,24 +102,37 @@ class NodeWriter:
     def _known(self, obj: Any) -> bool:
         return obj is None or obj.pid is not None or id(obj) in self._pending
 
-    def add_tree(self, tree: PTree) -> None:
+    def add_tree(self, tree: PTree, prev: PTree | None = None) -> None:
+        """Write the tree's new nodes; leaves that only changed values since their
+        version in ``prev`` (the same tree one commit earlier) as deltas."""
         for node in tree.nodes(skip=self._known):
             if self._known(node):
                 continue
             if isinstance(node, Leaf):
-                self._emit(node, (0, node.keys, node.values))
+                self._emit(node, self._leaf_record(node, prev))
             else:
                 self._emit(node, (1, node.keys, [self._pid(c) for c in node.children], node.counts))
 
-    def add_state(self, state: DbState) -> None:
+    def _leaf_record(self, leaf: Leaf, prev: PTree | None) -> tuple:
+        base = prev.leaf_for(leaf.keys[0]) if prev is not None else None
+        if base is not None and base.keys is leaf.keys and self._known(base):
+            values = leaf.values
+            changed = list(compress(range(len(values)), map(is_not, base.values, values)))
+            if 2 * len(changed) < len(values):
+                return (5, self._pid(base), changed, [values[i] for i in changed])
+        return (0, leaf.keys, leaf.values)
+
+    def add_state(self, state: DbState, prev: DbState | None = None) -> None:
+        """Write the state's new objects; ``prev`` is its parent commit's state."""
         if self._known(state):
             return
         for name, table in state.tables.items():
             if self._known(table):
                 continue
-            self.add_tree(table.rows)
-            for tree in table.indexes.values():
-                self.add_tree(tree)
+            before = prev.tables.get(name) if prev is not None else None
+            self.add_tree(table.rows, before.rows if before is not None else None)
+            for ix_name, tree in table.indexes.items():
+                self.add_tree(tree, before.indexes.get(ix_name) if before is not None else None)
             self._emit(table, (2, table.schema.to_plain(), self._pid(table.rows.root),
                                tuple((n, self._pid(t.root)) for n, t in table.indexes.items()),
                                table.next_rowid))
@@ -131,7 +151,7 @@ class NodeWriter:
             todo.append(c)
             stack.extend(c.parents)
         for c in sorted(todo, key=lambda c: (c.gen, c.seq)):      # parents first
-            self.add_state(c.state)
+            self.add_state(c.state, c.parents[0].state if c.parents else None)
             self._emit(c, (4, c.seq, c.ts, self._pid(c.state), [self._pid(p) for p in c.parents],
                            c.author, c.kind))
 
@@ -179,7 +199,7 @@ def load_nodes(path: Path, length: int, root: Commit, *,
     if len(data) < length:
         raise CorruptDatabase(f"{path}: node file is shorter ({len(data)} bytes) than its manifest says ({length})")
     read_header(data, NODES_MAGIC, (VERSION,), path=path)
-    payloads, end, torn = scan_records(data, HEADER_LEN, path=path)
+    payloads, end, torn = scan_records(data, HEADER_LEN, path=path, copy=False)
     if torn or end != length:
         raise CorruptDatabase(f"{path}: node file damaged at byte {end} (expected {length} good bytes)")
     objs: list[Any] = []
@@ -190,6 +210,8 @@ def load_nodes(path: Path, length: int, root: Commit, *,
         kind = rec[0]
         if kind == 0:
             obj: Any = Leaf(_row_keys(rec[1], rec[2]), tuple(rec[2]))
+        elif kind == 5:
+            obj = _delta_leaf(objs, rec, f"{path}: node {i}")
         elif kind == 1:
             obj = Inner(tuple(rec[1]), tuple([objs[c] for c in rec[2]]), tuple(rec[3]))
         elif kind == 2:
@@ -209,6 +231,20 @@ def load_nodes(path: Path, length: int, root: Commit, *,
         if progress is not None and i % 50_000 == 0:
             progress(i, total)
     return objs
+
+
+def _delta_leaf(objs: list[Any], rec: tuple, where: str) -> Leaf:
+    """A kind-5 record: the base leaf with some values replaced, sharing its keys."""
+    _, base_pid, positions, values = rec
+    base = objs[base_pid] if 0 <= base_pid < len(objs) else None
+    if type(base) is not Leaf or len(positions) != len(values):
+        raise CorruptDatabase(f"{where}: bad leaf delta (base {base_pid})")
+    out = list(base.values)
+    for i, v in zip(positions, values):
+        if not 0 <= i < len(out):
+            raise CorruptDatabase(f"{where}: leaf delta position {i} out of range")
+        out[i] = v
+    return Leaf(base.keys, out)
 
 
 def _row_keys(keys: Sequence, rows: Sequence) -> list:

@@ -82,6 +82,61 @@ def test_checkpoint_is_incremental(tmp_path):
     db.close()
 
 
+def _node_kinds(path: Path) -> list[int]:
+    from helios.storage import codec
+    from helios.storage.checkpoint import HEADER_LEN
+    from helios.storage.fileio import scan_records
+    payloads, _, _ = scan_records((path / "nodes.dat").read_bytes(), HEADER_LEN, path=path)
+    return [codec.unpack(p)[0] for p in payloads]
+
+
+def test_value_only_leaf_changes_are_written_and_reloaded_as_deltas(tmp_path):
+    clock = FakeClock()
+    db = _new(tmp_path / "db", clock=clock)
+    with db.write() as tx:
+        tx.bulk_insert("users", [(i, f"u{i}", f"{i}@x") for i in range(5000)])
+    db.checkpoint()
+    full = db.stats.last_checkpoint_bytes
+    clock.advance(1)
+    t_before = db.snapshot().timestamp
+    clock.advance(1)
+    with db.write() as tx:
+        tx.update("users", 10, (10, "ten", "10@x"))
+        tx.update("users", 11, (11, "eleven", "11@x"))
+    db.checkpoint()
+    assert db.stats.last_checkpoint_bytes < full / 100, (db.stats.last_checkpoint_bytes, full)
+    assert _node_kinds(tmp_path / "db").count(5) == 1
+    with db.write() as tx:
+        tx.insert("users", (10_000, "new", "new@x"))        # keys change: whole leaf records
+        tx.update("users", 12, (12, "twelve", "12@x"))
+    db.checkpoint()
+    assert _node_kinds(tmp_path / "db").count(5) == 2
+    db.close()
+    db = Store(tmp_path / "db", clock=clock)
+    old, new = db.snapshot(as_of=t_before), db.snapshot()
+    assert rows_of(old)[10] == (10, "u10", "10@x") and rows_of(new)[10] == (10, "ten", "10@x")
+    assert rows_of(new)[11][1] == "eleven" and len(rows_of(new)) == 5001 and len(rows_of(old)) == 5000
+    old_leaf, new_leaf = old.table("users").rows.leaf_for(10), new.table("users").rows.leaf_for(10)
+    assert new_leaf is not old_leaf and new_leaf.keys is old_leaf.keys      # as in memory: shared
+    shared = [a is b for a, b in zip(old_leaf.values, new_leaf.values)]
+    assert shared.count(False) == 3 and len(shared) > 50      # rows 10, 11 and 12
+    found = [rows for _, rows in new.index_scan("users", "users_email", ("10@x",), ("10@x",))]
+    assert found == [[(10, "ten", "10@x")]]
+    db.close()
+
+
+def test_a_leaf_delta_with_a_bad_base_is_corruption():
+    from helios.storage.btree import Leaf
+    from helios.storage.checkpoint import _delta_leaf
+    leaf = Leaf([1, 2], [(1, "a"), (2, "b")])
+    assert _delta_leaf([leaf], (5, 0, (1,), ((2, "c"),)), "x").values == ((1, "a"), (2, "c"))
+    for rec in ((5, 1, (0,), ("v",)), (5, -1, (0,), ("v",)), (5, 0, (2,), ("v",)), (5, 0, (0, 1), ("v",))):
+        with pytest.raises(errors.CorruptDatabase):
+            _delta_leaf([leaf], rec, "x")
+    with pytest.raises(errors.CorruptDatabase):
+        _delta_leaf([object()], (5, 0, (0,), ("v",)), "x")
+
+
 def test_second_process_is_locked_out(tmp_path):
     db = _new(tmp_path / "db")
     with pytest.raises(errors.DatabaseLocked):
