@@ -129,12 +129,15 @@ def test_a_leaf_delta_with_a_bad_base_is_corruption():
     from helios.storage.btree import Leaf
     from helios.storage.checkpoint import _delta_leaf
     leaf = Leaf([1, 2], [(1, "a"), (2, "b")])
-    assert _delta_leaf([leaf], (5, 0, (1,), ((2, "c"),)), "x").values == ((1, "a"), (2, "c"))
+    keys, values = _delta_leaf([leaf], {}, (5, 0, (1,), ((2, "c"),)), "x")
+    assert keys is leaf.keys and values == [(1, "a"), (2, "c")] and leaf.values[1] == (2, "b")
+    pending = {1: ([7], [(7, "p")])}           # a leaf whose parent record has not come yet
+    assert _delta_leaf([leaf, None], pending, (5, 1, (0,), ((7, "q"),)), "x") == ([7], [(7, "q")])
     for rec in ((5, 1, (0,), ("v",)), (5, -1, (0,), ("v",)), (5, 0, (2,), ("v",)), (5, 0, (0, 1), ("v",))):
         with pytest.raises(errors.CorruptDatabase):
-            _delta_leaf([leaf], rec, "x")
+            _delta_leaf([leaf], {}, rec, "x")
     with pytest.raises(errors.CorruptDatabase):
-        _delta_leaf([object()], (5, 0, (0,), ("v",)), "x")
+        _delta_leaf([object()], {}, (5, 0, (0,), ("v",)), "x")
 
 
 def test_second_process_is_locked_out(tmp_path):
