@@ -206,6 +206,13 @@ def _pack_inners(children: list, mins: list, counts: list, lay: _Layout) -> list
     return [Inner(mins[s + 1:e], children[s:e], counts[s:e]) for s, e in zip(cuts, cuts[1:])]
 
 
+def _same_span(old: Node, new: Node) -> bool:
+    """``new`` holds the same keys as ``old`` (a value-only rewrite shares the key lists)."""
+    if type(new) is Leaf:
+        return new.keys is old.keys
+    return new.keys is old.keys and new.counts is old.counts  # type: ignore[union-attr]
+
+
 def _size(node: Node) -> int:
     return len(node.keys) if type(node) is Leaf else len(node.children)
 
@@ -310,6 +317,12 @@ def _apply_inner(node: Inner, ok: list, ov: list, lo: int, hi: int, lay: _Layout
         pos = end
     if not repl:
         return [node]
+    if all(len(new) == 1 and _same_span(children[ci], new[0]) for ci, new in repl):
+        # Only values changed below: share the separators and counts, copy the children.
+        ch = list(children)
+        for ci, new in repl:
+            ch[ci] = new[0]
+        return [Inner(seps, tuple(ch), counts)]
     # Rebuild the child list: untouched runs are copied by slice.
     nch: list[Node] = []
     nmins: list[Any] = []
@@ -562,6 +575,15 @@ class PTree(Generic[K, V]):
         if i < len(keys) and keys[i] == key:
             return node.values[i]
         return default
+
+    def leaf_for(self, key: K) -> Leaf | None:
+        """The leaf whose key range holds ``key`` (None for an empty tree)."""
+        node = self.root
+        if node is None:
+            return None
+        while type(node) is Inner:
+            node = node.children[bisect_right(node.keys, key)]
+        return node
 
     def __getitem__(self, key: K) -> V:
         v = self.get(key, MISSING)

@@ -191,10 +191,12 @@ def _corrupt(path: str | os.PathLike[str], offset: int, why: str) -> CorruptData
 
 
 def scan_records(data: bytes | bytearray | memoryview, start: int, *,
-                 path: str | os.PathLike[str]) -> tuple[list[bytes], int, bool]:
+                 path: str | os.PathLike[str], copy: bool = True) -> tuple[list, int, bool]:
     """Parse records from ``start``: (payloads, end offset of the last good record, torn).
 
     Applies the module's torn-tail rule; raises ``CorruptDatabase`` otherwise.
+    ``copy=False`` returns memoryviews into ``data`` instead of ``bytes`` copies: a
+    caller decoding a large file then leaves no heap of freed copies behind.
     """
     view = memoryview(data).cast("B")
     total = len(view)
@@ -214,7 +216,7 @@ def scan_records(data: bytes | bytearray | memoryview, start: int, *,
             else:
                 payload = view[body:body + size]
                 if zlib.crc32(payload) == crc:
-                    payloads.append(bytes(payload))
+                    payloads.append(bytes(payload) if copy else payload)
                     pos = body + size
                     continue
                 extent, why = body + size, "checksum mismatch"

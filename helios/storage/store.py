@@ -563,17 +563,15 @@ class Store:
                     f"merge of '{source}' into '{target}' has {len(plan.conflicts)} conflicts; "
                     f"nothing was changed (resolve them, or merge with Ours, Theirs or Auto)",
                     {"conflicts": [c.to_dict() for c in plan.conflicts]})
-            tx = Transaction(target, t_tip.state, author, base=t_tip, resolve=self._resolve)
-            for op in plan.ops:
-                tx.apply_op(op)
-            for name, keys in tx.written.items():
-                tbl = tx.state.tables.get(name)
+            state = plan.apply(t_tip.state, self._resolve)
+            for name, keys in plan.written().items():
+                tbl = state.tables.get(name)
                 if tbl is not None and any(ix.unique for ix in tbl.schema.indexes):
                     for key in keys:
                         row = tbl.rows.get(key)
                         if row is not None:
                             tbl.check_unique(row, key)
-            c, ticket, count = self._commit_locked(t, tx.state, tx.ops, author, "merge", s_tip)
+            c, ticket, count = self._commit_locked(t, state, plan.ops, author, "merge", s_tip)
         self._publish(t, ticket, count)
         n = len(plan.conflicts)
         return MergeResult(to_seconds(c.ts), plan.merged_keys, plan.conflicts, True,

@@ -4,6 +4,13 @@ Every write returns a new ``Table`` sharing all untouched nodes with the old one
 so a snapshot holding the old object never sees the change. Indexes map
 ``index_key(row) -> None`` (see ``keys``) and are maintained on every write,
 merge and replay through the same methods.
+
+Every table also carries a ``ChangeLog``: the keys written since some earlier
+version, shared with the versions it derives from. Two versions of one table
+whose logs meet differ at most in the keys logged above the meeting link, so a
+merge finds what a branch changed in time proportional to the writes, not to
+the table (``changed_since``); unrelated or too distant versions answer None
+and the caller diffs the trees instead.
 """
 from __future__ import annotations
 
@@ -17,26 +24,81 @@ from .schema import IndexDef, TableSchema
 
 Row = tuple
 
+CHANGE_LOG_LIMIT = 4096     # links kept per log before a write starts a new one (bounded memory)
+
+
+class ChangeLog:
+    """One link of a table's write history: the key written, the link before it, and
+    how many links precede it. A link with ``depth`` 0 starts a history of its own.
+
+    Links are never changed, so versions share them; that shared tail is what
+    ``Table.changed_since`` looks for.
+    """
+
+    __slots__ = ("key", "prev", "depth")
+
+    def __init__(self, key: Any = None, prev: "ChangeLog | None" = None) -> None:
+        self.key = key
+        self.prev = prev
+        self.depth = 0 if prev is None else prev.depth + 1
+
+    def extended(self, keys: Sequence[Any]) -> "ChangeLog":
+        """This log with ``keys`` appended, or a new history once it would exceed the limit."""
+        if self.depth + len(keys) > CHANGE_LOG_LIMIT:
+            return ChangeLog()
+        link = self
+        for k in keys:
+            link = ChangeLog(k, link)
+        return link
+
 
 class Table:
-    __slots__ = ("schema", "rows", "indexes", "next_rowid", "pid")
+    __slots__ = ("schema", "rows", "indexes", "next_rowid", "changes", "pid")
 
     def __init__(self, schema: TableSchema, rows: PTree = PTree.EMPTY,
-                 indexes: dict[str, PTree] | None = None, next_rowid: int = 1) -> None:
+                 indexes: dict[str, PTree] | None = None, next_rowid: int = 1,
+                 changes: ChangeLog | None = None) -> None:
+        """``changes`` None starts a history of its own (nothing is known about earlier versions)."""
         self.schema = schema
         self.rows = rows
         self.indexes = indexes if indexes is not None else {ix.name: PTree.EMPTY for ix in schema.indexes}
         self.next_rowid = next_rowid
+        self.changes = changes if changes is not None else ChangeLog()
         self.pid: int | None = None
 
     def _with(self, *, schema: TableSchema | None = None, rows: PTree | None = None,
-              indexes: dict[str, PTree] | None = None, next_rowid: int | None = None) -> "Table":
+              indexes: dict[str, PTree] | None = None, next_rowid: int | None = None,
+              written: Sequence[Any] = ()) -> "Table":
+        """A copy with some parts replaced; ``written`` = the keys whose rows may have changed."""
         return Table(schema or self.schema, self.rows if rows is None else rows,
                      self.indexes if indexes is None else indexes,
-                     self.next_rowid if next_rowid is None else next_rowid)
+                     self.next_rowid if next_rowid is None else next_rowid,
+                     self.changes.extended(written) if written else self.changes)
 
     def __len__(self) -> int:
         return len(self.rows)
+
+    def changed_since(self, other: "Table", max_keys: int = CHANGE_LOG_LIMIT) -> set | None:
+        """Every key whose row may differ between ``other`` and this table (a superset), from
+        the writes logged since the two histories met; None if they never meet or if more
+        than ``max_keys`` keys were written since."""
+        a, b = self.changes, other.changes
+        out: set = set()
+        while a.depth > b.depth:
+            out.add(a.key)
+            a = a.prev  # type: ignore[assignment]
+        while b.depth > a.depth:
+            out.add(b.key)
+            b = b.prev  # type: ignore[assignment]
+        while a is not b:
+            if not a.depth:          # two different roots: unrelated histories
+                return None
+            out.add(a.key)
+            out.add(b.key)
+            a, b = a.prev, b.prev  # type: ignore[assignment]
+            if len(out) > max_keys:
+                return None
+        return out if len(out) <= max_keys else None
 
     # -- keys ----------------------------------------------------------------
     def key_of(self, row: Row) -> Any:
@@ -106,7 +168,8 @@ class Table:
                         continue
                     tree = tree.remove(old_ik)
                 indexes[ix.name] = tree.set(new_ik, None)
-        return self._with(rows=self.rows.set(key, row), indexes=indexes, next_rowid=self._bump_rowid(key))
+        return self._with(rows=self.rows.set(key, row), indexes=indexes, next_rowid=self._bump_rowid(key),
+                          written=(key,))
 
     def delete(self, key: Any) -> "Table":
         old = self.rows.get(key)
@@ -116,7 +179,35 @@ class Table:
         if self.schema.indexes:
             indexes = {ix.name: self.indexes[ix.name].remove(index_key(old, ix.columns, key))
                        for ix in self.schema.indexes}
-        return self._with(rows=self.rows.remove(key), indexes=indexes)
+        return self._with(rows=self.rows.remove(key), indexes=indexes, written=(key,))
+
+    def apply_writes(self, puts: dict[Any, Row], deletes: Iterable[Any] = ()) -> "Table":
+        """``put`` of every item and ``delete`` of every key (each key in one of the two), as
+        one batched update per tree: the same rows and indexes as doing them one by one, with
+        one path copy per touched leaf instead of one per write."""
+        deletes = [k for k in deletes if k in self.rows]
+        if not puts and not deletes:
+            return self
+        indexes = self.indexes
+        if self.schema.indexes:
+            indexes = dict(indexes)
+            get = self.rows.get
+            for ix in self.schema.indexes:
+                add, drop = [], []
+                for key, row in puts.items():
+                    new_ik = index_key(row, ix.columns, key)
+                    old = get(key)
+                    if old is not None:
+                        old_ik = index_key(old, ix.columns, key)
+                        if old_ik == new_ik:
+                            continue
+                        drop.append(old_ik)
+                    add.append((new_ik, None))
+                drop.extend(index_key(get(k), ix.columns, k) for k in deletes)
+                indexes[ix.name] = indexes[ix.name].update(puts=add, deletes=drop)
+        next_rowid = max(map(self._bump_rowid, puts), default=self.next_rowid)
+        return self._with(rows=self.rows.update(puts=puts.items(), deletes=deletes), indexes=indexes,
+                          next_rowid=next_rowid, written=[*puts, *deletes])
 
     def insert(self, row: Row, key: Any = None) -> tuple["Table", Any]:
         key = self._new_key(row, key)
@@ -157,7 +248,8 @@ class Table:
         next_rowid = self.next_rowid
         if self.schema.has_rowid and keys:
             next_rowid = max(next_rowid, max(keys) + 1)
-        return self._with(rows=self.rows.update(puts=items), indexes=indexes, next_rowid=next_rowid)
+        return self._with(rows=self.rows.update(puts=items), indexes=indexes, next_rowid=next_rowid,
+                          written=keys)
 
     def bulk_insert(self, rows: Iterable[Row]) -> tuple["Table", list, list]:
         with paused():
@@ -215,8 +307,8 @@ class Table:
             tree = PTree.from_sorted(zip(keys, new_rows))
         else:
             tree = self.rows.update(puts=zip(keys, new_rows))
-        return self._with(rows=tree, indexes=indexes, next_rowid=max(next_rowid, self.next_rowid)), \
-            keys, new_rows
+        return self._with(rows=tree, indexes=indexes, next_rowid=max(next_rowid, self.next_rowid),
+                          written=keys), keys, new_rows
 
     # -- schema changes --------------------------------------------------------
     def with_schema(self, schema: TableSchema, transform=None) -> "Table":

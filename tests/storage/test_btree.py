@@ -392,6 +392,33 @@ def test_value_change_shares_keys_and_untouched_nodes() -> None:
     assert any(leaf.keys is n.keys for n in t.nodes() if isinstance(n, Leaf))
 
 
+def test_batched_value_changes_share_keys_and_counts_all_the_way_up() -> None:
+    t = TinyTree.from_sorted((k, k) for k in range(500))
+    t2 = t.update(puts=[(k, -k) for k in (3, 4, 250, 251, 499)])
+    t2.validate()
+    assert dict(t2.items()) == {k: -k if k in (3, 4, 250, 251, 499) else k for k in range(500)}
+    old_nodes = {id(n) for n in t.nodes()}
+    fresh = [n for n in t2.nodes() if id(n) not in old_nodes]
+    for node in fresh:                 # every rewritten node kept its keys (and counts) lists
+        twin = next(o for o in t.nodes() if type(o) is type(node) and o.keys is node.keys)
+        if isinstance(node, Inner):
+            assert node.counts is twin.counts
+    assert t2.root.keys is t.root.keys
+    t3 = t.update(puts=[(3, -3), (1000, 1000)])          # a key added: the right spine is rebuilt
+    t3.validate()
+    assert t3.root.counts is not t.root.counts and len(t3) == 501
+
+
+def test_leaf_for_finds_the_leaf_holding_a_key() -> None:
+    assert PTree().leaf_for(1) is None
+    t = TinyTree.from_sorted((k, k) for k in range(0, 200, 2))
+    for key in (-5, 0, 1, 37, 198, 500):
+        leaf = t.leaf_for(key)
+        assert isinstance(leaf, Leaf)
+        inside = [k for k in t.keys() if k <= key] or [0]
+        assert inside[-1] in leaf.keys         # the leaf a get or a put of ``key`` would use
+
+
 @pytest.mark.parametrize(("cls", "n", "check_every"), [(PTree, 20_000, 1000), (SmallTree, 3000, 5)])
 def test_ascending_appends_keep_leaves_mostly_full(cls: type[PTree], n: int, check_every: int) -> None:
     """Right-edge splits leave the old leaf ~3/4 full and the new one at the minimum."""

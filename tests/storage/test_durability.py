@@ -82,6 +82,110 @@ def test_checkpoint_is_incremental(tmp_path):
     db.close()
 
 
+def _node_kinds(path: Path) -> list[int]:
+    from helios.storage import codec
+    from helios.storage.checkpoint import HEADER_LEN
+    from helios.storage.fileio import scan_records
+    payloads, _, _ = scan_records((path / "nodes.dat").read_bytes(), HEADER_LEN, path=path)
+    return [codec.unpack(p)[0] for p in payloads]
+
+
+def test_value_only_leaf_changes_are_written_and_reloaded_as_deltas(tmp_path):
+    clock = FakeClock()
+    db = _new(tmp_path / "db", clock=clock)
+    with db.write() as tx:
+        tx.bulk_insert("users", [(i, f"u{i}", f"{i}@x") for i in range(5000)])
+    db.checkpoint()
+    full = db.stats.last_checkpoint_bytes
+    clock.advance(1)
+    t_before = db.snapshot().timestamp
+    clock.advance(1)
+    with db.write() as tx:
+        tx.update("users", 10, (10, "ten", "10@x"))
+        tx.update("users", 11, (11, "eleven", "11@x"))
+    db.checkpoint()
+    assert db.stats.last_checkpoint_bytes < full / 100, (db.stats.last_checkpoint_bytes, full)
+    assert _node_kinds(tmp_path / "db").count(5) == 1
+    with db.write() as tx:
+        tx.insert("users", (10_000, "new", "new@x"))        # keys change: whole leaf records
+        tx.update("users", 12, (12, "twelve", "12@x"))
+    db.checkpoint()
+    assert _node_kinds(tmp_path / "db").count(5) == 2
+    db.close()
+    db = Store(tmp_path / "db", clock=clock)
+    old, new = db.snapshot(as_of=t_before), db.snapshot()
+    assert rows_of(old)[10] == (10, "u10", "10@x") and rows_of(new)[10] == (10, "ten", "10@x")
+    assert rows_of(new)[11][1] == "eleven" and len(rows_of(new)) == 5001 and len(rows_of(old)) == 5000
+    old_leaf, new_leaf = old.table("users").rows.leaf_for(10), new.table("users").rows.leaf_for(10)
+    assert new_leaf is not old_leaf and new_leaf.keys is old_leaf.keys      # as in memory: shared
+    shared = [a is b for a, b in zip(old_leaf.values, new_leaf.values)]
+    assert shared.count(False) == 3 and len(shared) > 50      # rows 10, 11 and 12
+    found = [rows for _, rows in new.index_scan("users", "users_email", ("10@x",), ("10@x",))]
+    assert found == [[(10, "ten", "10@x")]]
+    db.close()
+
+
+def _set_nodes_version(path: Path, version: int) -> None:
+    from helios.storage.checkpoint import NODES_MAGIC
+    from helios.storage.fileio import encode_header
+    nodes = path / "nodes.dat"
+    data = bytearray(nodes.read_bytes())
+    data[:12] = encode_header(NODES_MAGIC, version)
+    nodes.write_bytes(bytes(data))
+
+
+def test_a_version_1_node_file_is_read_and_appended_to_without_deltas(tmp_path):
+    """Leaf deltas (kind 5) came with node-file version 2: a version-1 file keeps only
+    record kinds a version-1 reader knows, so the release that wrote it can still open it."""
+    db = _new(tmp_path / "db")
+    with db.write() as tx:
+        tx.bulk_insert("users", [(i, f"u{i}", f"{i}@x") for i in range(3000)])
+    db.checkpoint()
+    db.close()
+    assert 5 not in _node_kinds(tmp_path / "db")
+    _set_nodes_version(tmp_path / "db", 1)
+    db = Store(tmp_path / "db")
+    with db.write() as tx:
+        tx.update("users", 10, (10, "ten", "10@x"))
+    db.checkpoint()
+    db.close()
+    assert 5 not in _node_kinds(tmp_path / "db")                       # whole leaves only
+    assert (tmp_path / "db" / "nodes.dat").read_bytes()[8:10] == (1).to_bytes(2, "little")
+    db = Store(tmp_path / "db")
+    assert rows_of(db)[10] == (10, "ten", "10@x") and len(rows_of(db)) == 3000
+    db.close()
+
+
+def test_a_leaf_delta_in_a_version_1_file_is_corruption(tmp_path):
+    db = _new(tmp_path / "db")
+    with db.write() as tx:
+        tx.bulk_insert("users", [(i, f"u{i}", f"{i}@x") for i in range(3000)])
+    db.checkpoint()
+    with db.write() as tx:
+        tx.update("users", 10, (10, "ten", "10@x"))
+    db.checkpoint()
+    db.close()
+    assert 5 in _node_kinds(tmp_path / "db")                           # a version-2 file has deltas
+    _set_nodes_version(tmp_path / "db", 1)
+    with pytest.raises(errors.CorruptDatabase, match="unknown record kind 5"):
+        Store(tmp_path / "db")
+
+
+def test_a_leaf_delta_with_a_bad_base_is_corruption():
+    from helios.storage.btree import Leaf
+    from helios.storage.checkpoint import _delta_leaf
+    leaf = Leaf([1, 2], [(1, "a"), (2, "b")])
+    keys, values = _delta_leaf([leaf], {}, (5, 0, (1,), ((2, "c"),)), "x")
+    assert keys is leaf.keys and values == [(1, "a"), (2, "c")] and leaf.values[1] == (2, "b")
+    pending = {1: ([7], [(7, "p")])}           # a leaf whose parent record has not come yet
+    assert _delta_leaf([leaf, None], pending, (5, 1, (0,), ((7, "q"),)), "x") == ([7], [(7, "q")])
+    for rec in ((5, 1, (0,), ("v",)), (5, -1, (0,), ("v",)), (5, 0, (2,), ("v",)), (5, 0, (0, 1), ("v",))):
+        with pytest.raises(errors.CorruptDatabase):
+            _delta_leaf([leaf], {}, rec, "x")
+    with pytest.raises(errors.CorruptDatabase):
+        _delta_leaf([object()], {}, (5, 0, (0,), ("v",)), "x")
+
+
 def test_second_process_is_locked_out(tmp_path):
     db = _new(tmp_path / "db")
     with pytest.raises(errors.DatabaseLocked):

@@ -14,6 +14,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from helios.storage.commits import merge_base
+from helios.storage.merge import STRATEGIES, plan_merge
 from helios.storage.schema import Column, TableSchema
 from helios.storage.store import Store
 from storage_helpers import FakeClock, rows_of
@@ -100,14 +102,21 @@ class StoreMachine(RuleBasedStateMachine):
     def create_branch(self, data):
         self._branch(self._pick(data))
 
-    def _branch(self, parent: str) -> None:
+    def _branch(self, parent: str, at: ModelCommit | None = None) -> None:
         self.counter += 1
         name = f"b{self.counter}"
         self.clock.advance(0.25)
-        self.store.create_branch(name, parent)
-        self.heads[name] = self.heads[parent]
-        self.history[name] = [self.heads[parent]]
+        self.store.create_branch(name, parent, snapshot_id=None if at is None else at.ts)
+        start = self.heads[parent] if at is None else at
+        self.heads[name] = start
+        self.history[name] = [start]
         self.parents[name] = parent
+
+    @precondition(lambda self: len(self.heads) < 6)
+    @rule(data=st.data())
+    def create_branch_from_the_past(self, data):
+        parent = self._pick(data)
+        self._branch(parent, data.draw(st.sampled_from(self.history[parent][-4:])))
 
     @precondition(lambda self: len(self.heads) > 1)
     @rule(data=st.data(), theirs=st.booleans())
@@ -118,6 +127,7 @@ class StoreMachine(RuleBasedStateMachine):
         common = s.ancestors() & t.ancestors()
         base = max(common, key=lambda c: c.gen)
         self.clock.advance(0.5)
+        self._plans_agree(source, target)
         r = self.store.merge(source, target, "Theirs" if theirs else "Ours")
         if base is s:
             assert r.merged_keys == 0
@@ -137,6 +147,14 @@ class StoreMachine(RuleBasedStateMachine):
                 rows.pop(k, None)
         assert {c.key for c in r.conflicts} == {f"t:{k}" for k in conflicts}
         self._commit(target, rows, extra_parent=s)
+
+    def _plans_agree(self, source: str, target: str) -> None:
+        """The merge plan from the tables' change logs equals the one from tree diffs."""
+        s_tip, t_tip = self.store._branch(source).tip, self.store._branch(target).tip
+        base = merge_base(s_tip, t_tip)
+        for strategy in STRATEGIES:
+            assert plan_merge(base, s_tip, t_tip, strategy) == \
+                plan_merge(base, s_tip, t_tip, strategy, use_log=False), strategy
 
     @precondition(lambda self: len(self.heads) > 2)
     @rule(data=st.data())
