@@ -4,6 +4,7 @@
       ├─ DatabaseService      opens ./data/helios.db on start; checkpoints and closes on stop
       ├─ ThreadPoolService    the bounded pool queries and writes run in
       ├─ CheckpointService    a checkpoint every --checkpoint-interval seconds
+      ├─ HistoryFreezeService keeps full GC pauses short (--gc-freeze / --gc-sweep seconds)
       └─ HTTP server          the API on --listen (a strports description)
 
 Services start in that order and stop in reverse, so the port closes first,
@@ -27,7 +28,7 @@ from .api.app import DEFAULT_MAX_BODY, HeliosAPI
 from .api.auth import AuthMiddleware
 from .api.ratelimit import RateLimitConfig, RateLimitMiddleware
 from .api.server import DEFAULT_THREADS, StartingResource, site_for
-from .service import CheckpointService, DatabaseService
+from .service import CheckpointService, DatabaseService, HistoryFreezeService
 from .sql.parser import parse
 
 log = Logger(namespace="helios.tap")
@@ -82,6 +83,10 @@ class Options(usage.Options):
         ["rate-limit", None, None, "off | public | authenticated | MAX/WINDOW_SECS/BURST "
                                    "(default: authenticated(), or HELIOSDB_RATE_LIMIT_MAX_REQUESTS/_WINDOW_SECS)."],
         ["checkpoint-interval", None, "300", "Seconds between checkpoints (0 disables the timer)."],
+        ["gc-freeze", None, "5", "Seconds between moves of everything alive out of the garbage collector's "
+                                 "sight (history is immutable; 0: leave the collector at its defaults)."],
+        ["gc-sweep", None, "3600", "Seconds between full collections of what was frozen (reclaims cycles "
+                                   "that died after a freeze; 0: never)."],
         ["retention", None, "forever", "How long history stays readable: seconds, 90m, 12h, 7d or forever."],
         ["max-body", None, str(DEFAULT_MAX_BODY), "Largest request body accepted, in bytes."],
     ]
@@ -94,11 +99,14 @@ class Options(usage.Options):
                                    "(add interface=127.0.0.1 to --listen)")
         try:
             self["checkpoint-interval"] = float(self["checkpoint-interval"])
+            self["gc-freeze"] = float(self["gc-freeze"])
+            self["gc-sweep"] = float(self["gc-sweep"])
             self["max-body"] = int(self["max-body"])
         except ValueError as exc:
             raise usage.UsageError(str(exc)) from None
-        if self["checkpoint-interval"] < 0 or self["max-body"] < 1:
-            raise usage.UsageError("--checkpoint-interval must be >= 0 and --max-body >= 1")
+        if min(self["checkpoint-interval"], self["gc-freeze"], self["gc-sweep"]) < 0 or self["max-body"] < 1:
+            raise usage.UsageError("--checkpoint-interval, --gc-freeze and --gc-sweep must be >= 0 "
+                                   "and --max-body >= 1")
         self["retention"] = _duration(self["retention"])
         text = self["rate-limit"]
         try:
@@ -198,6 +206,8 @@ def makeService(options: Options) -> service.MultiService:
     pool.setServiceParent(top)
     if options["checkpoint-interval"]:
         CheckpointService(database, options["checkpoint-interval"]).setServiceParent(top)
+    if options["gc-freeze"]:
+        HistoryFreezeService(options["gc-freeze"], options["gc-sweep"]).setServiceParent(top)
     http = strports.service(options["listen"], site)
     http.setName("http")
     http.setServiceParent(top)

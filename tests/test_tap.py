@@ -47,6 +47,8 @@ def test_retention_durations(text, expected):
     (["--rate-limit", "lots"], "--rate-limit"),
     (["--max-body", "0"], "--max-body"),
     (["--checkpoint-interval", "-1"], "--checkpoint-interval"),
+    (["--gc-freeze", "-1"], "--gc-freeze"),
+    (["--gc-sweep", "soon"], "could not convert"),
 ])
 def test_bad_options_are_usage_errors(args, message):
     with pytest.raises(usage.UsageError) as e:
@@ -64,10 +66,12 @@ def test_make_service_builds_the_tree_in_order(tmp_path):
     o = parse("--data", str(tmp_path / "d"), "--no-auth", "--listen", "tcp:0:interface=127.0.0.1")
     top = tap.makeService(o)
     names = [s.name for s in top]
-    assert names == ["database", "threadpool", "checkpoint", "http"]
+    assert names == ["database", "threadpool", "checkpoint", "gc-freeze", "http"]
     assert top.getServiceNamed("checkpoint").interval == 300
+    freezer = top.getServiceNamed("gc-freeze")
+    assert (freezer.freeze_every, freezer.sweep_every) == (5, 3600)
     assert (tmp_path / "d").is_dir()
-    o = parse("--data", str(tmp_path / "e"), "--no-auth", "--checkpoint-interval", "0")
+    o = parse("--data", str(tmp_path / "e"), "--no-auth", "--checkpoint-interval", "0", "--gc-freeze", "0")
     assert [s.name for s in tap.makeService(o)] == ["database", "threadpool", "http"]
 
 
