@@ -47,17 +47,12 @@ class DatabaseService(service.Service):
         return threads.deferToThread(db.close)
 
 
-class CheckpointService(service.Service):
-    """Checkpoints every ``interval`` seconds, off the reactor thread, one at a time."""
+class _TimedService(service.Service):
+    """A service driven by ``callLater`` on an injectable clock (``task.Clock`` in tests)."""
 
-    name = "checkpoint"
-
-    def __init__(self, database: DatabaseService, interval: float, clock: Any = None) -> None:
-        self.database = database
-        self.interval = interval
+    def __init__(self, clock: Any = None) -> None:
         self._clock = clock
         self._call: Any = None
-        self._running: defer.Deferred | None = None
 
     @property
     def clock(self) -> Any:
@@ -65,6 +60,22 @@ class CheckpointService(service.Service):
             from twisted.internet import reactor
             self._clock = reactor
         return self._clock
+
+    def _cancel(self) -> None:
+        if self._call is not None and self._call.active():
+            self._call.cancel()
+
+
+class CheckpointService(_TimedService):
+    """Checkpoints every ``interval`` seconds, off the reactor thread, one at a time."""
+
+    name = "checkpoint"
+
+    def __init__(self, database: DatabaseService, interval: float, clock: Any = None) -> None:
+        super().__init__(clock)
+        self.database = database
+        self.interval = interval
+        self._running: defer.Deferred | None = None
 
     def startService(self) -> None:
         super().startService()
@@ -84,12 +95,11 @@ class CheckpointService(service.Service):
 
     def stopService(self) -> Any:
         super().stopService()
-        if self._call is not None and self._call.active():
-            self._call.cancel()
+        self._cancel()
         return self._running
 
 
-class HistoryFreezeService(service.Service):
+class HistoryFreezeService(_TimedService):
     """Keeps CPython's full collections short in the daemon, whose heap is mostly history.
 
     Every commit leaves immutable, acyclic objects behind (B+tree paths, commits), and
@@ -107,19 +117,11 @@ class HistoryFreezeService(service.Service):
     name = "gc-freeze"
 
     def __init__(self, freeze_every: float, sweep_every: float, clock: Any = None, gc_module: Any = gc) -> None:
+        super().__init__(clock)
         self.freeze_every = freeze_every
         self.sweep_every = sweep_every
-        self._clock = clock
         self._gc = gc_module
-        self._call: Any = None
         self._last_sweep = 0.0
-
-    @property
-    def clock(self) -> Any:
-        if self._clock is None:
-            from twisted.internet import reactor
-            self._clock = reactor
-        return self._clock
 
     def startService(self) -> None:
         super().startService()
@@ -144,7 +146,6 @@ class HistoryFreezeService(service.Service):
 
     def stopService(self) -> Any:
         super().stopService()
-        if self._call is not None and self._call.active():
-            self._call.cancel()
+        self._cancel()
         self._gc.unfreeze()          # the process may go on (tests, embedding): leave gc as it was
         return None
