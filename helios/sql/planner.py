@@ -667,11 +667,23 @@ class Planner:
         if src.as_of is None:
             return lambda: rt.snapshot
         f = self.compiler.compile(src.as_of, Scope([]))
+        planned = self.catalog.schema(src.table)  # type: ignore[arg-type]
 
         def at() -> Any:
             if rt.snapshot_at is None:
                 raise SemanticError("AS OF SYSTEM TIME is not available here")
-            return rt.snapshot_at(parse_as_of(f(()), rt.now))
+            when = parse_as_of(f(()), rt.now)
+            snap = rt.snapshot_at(when)
+            then = snap.schema(planned.name) if snap.has_table(planned.name) else planned
+            if then is not planned and then != planned:
+                # The statement was planned with today's columns and key types; rows of
+                # another schema would come back misread. The as_of parameter plans
+                # against the schema of that time instead.
+                raise SemanticError(
+                    f"table {planned.name} had a different schema at {when:.6f} (it was altered, "
+                    f"dropped or recreated since); AS OF SYSTEM TIME reads with today's schema - "
+                    f"read that moment with the as_of parameter instead, which uses the schema of then")
+            return snap
         return at
 
     def _access_path(self, src: Source, scope: Scope,

@@ -300,3 +300,32 @@ def test_typed_column_against_a_constant_gets_a_batch_filter():
     assert batch_form(both)(rows) == [(1, "a", 1)]
     for cond in ("x > 2", "n > x", "n + 1 > 2", "n > $1"):     # untyped, two columns, expressions, parameters
         assert batch_form(pred(cond)) is None, cond
+
+
+def test_as_of_system_time_across_a_schema_change_is_a_clear_error():
+    """SQL-level AS OF plans with today's schema; reading a moment before an ALTER or a
+    recreation would misread its rows, so it is refused with a pointer to the as_of
+    parameter, which plans against the schema of that time (and gives the right rows)."""
+    import time as _time
+    from helios import EmbeddedDatabase
+    from helios.errors import SemanticError
+    db = EmbeddedDatabase(":memory:")
+    db.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
+    db.execute("INSERT INTO t VALUES (1, 'a')")
+    _time.sleep(0.002)
+    before_alter = _time.time()
+    _time.sleep(0.002)
+    db.execute("INSERT INTO t VALUES (2, 'b')")
+    assert db.query(f"SELECT v FROM t AS OF SYSTEM TIME {before_alter}").rows == [("a",)]   # same schema: fine
+    db.execute("ALTER TABLE t ADD COLUMN w INT")
+    for sql in (f"SELECT * FROM t AS OF SYSTEM TIME {before_alter}",
+                f"SELECT w FROM t AS OF SYSTEM TIME {before_alter}",
+                f"SELECT v FROM t AS OF SYSTEM TIME {before_alter} WHERE id = 1"):
+        with pytest.raises(SemanticError, match="different schema.*as_of parameter"):
+            db.query(sql)
+    assert db.query("SELECT * FROM t", as_of=before_alter).rows == [(1, "a")]
+    db.execute("DROP TABLE t")
+    db.execute("CREATE TABLE t(id TEXT PRIMARY KEY, v TEXT)")
+    with pytest.raises(SemanticError, match="different schema"):
+        db.query(f"SELECT * FROM t AS OF SYSTEM TIME {before_alter} WHERE id = 1")
+    assert db.query("SELECT * FROM t WHERE id = 1", as_of=before_alter).rows == [(1, "a")]
