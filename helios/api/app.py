@@ -433,33 +433,33 @@ class HeliosAPI:
                          "limit": r["limit"], "has_more": r["has_more"]}
         return self._serve(request, "read_data", READ, work, inline=lambda ctx: _data_shape(ctx, name, table))
 
-    @app.route("/v1/branches/<string:name>/tables/<string:table>/data", methods=["POST"])
-    def insert_data(self, request: IRequest, name: str, table: str) -> Any:
+    def _row_write(self, request: IRequest, route: str, allowed: set[str], where: str, status: int, counted: str,
+                   write: Callable[[Ctx], int]) -> Any:
+        """A data write: only ``allowed`` body fields, then ``{counted: n, execution_time_ms}``."""
         def work(ctx: Ctx) -> tuple[int, Any]:
             t0 = time.perf_counter()
-            _fields(ctx.body, {"rows"}, "the insert")
-            n = self.db.insert_rows(table, ctx.body.get("rows"), branch=name, author=ctx.author)
-            return 201, {"inserted": n, "execution_time_ms": _elapsed_ms(t0)}
-        return self._serve(request, "insert_data", WRITE, work, body="required")
+            _fields(ctx.body, allowed, where)
+            n = write(ctx)
+            return status, {counted: n, "execution_time_ms": _elapsed_ms(t0)}
+        return self._serve(request, route, WRITE, work, body="required")
+
+    @app.route("/v1/branches/<string:name>/tables/<string:table>/data", methods=["POST"])
+    def insert_data(self, request: IRequest, name: str, table: str) -> Any:
+        return self._row_write(request, "insert_data", {"rows"}, "the insert", 201, "inserted",
+                               lambda ctx: self.db.insert_rows(table, ctx.body.get("rows"), branch=name,
+                                                               author=ctx.author))
 
     @app.route("/v1/branches/<string:name>/tables/<string:table>/data", methods=["PUT"])
     def update_data(self, request: IRequest, name: str, table: str) -> Any:
-        def work(ctx: Ctx) -> tuple[int, Any]:
-            t0 = time.perf_counter()
-            _fields(ctx.body, {"values", "filter"}, "the update")
-            n = self.db.update_rows(table, ctx.body.get("values"), ctx.body.get("filter"), branch=name,
-                                    author=ctx.author)
-            return 200, {"updated": n, "execution_time_ms": _elapsed_ms(t0)}
-        return self._serve(request, "update_data", WRITE, work, body="required")
+        return self._row_write(request, "update_data", {"values", "filter"}, "the update", 200, "updated",
+                               lambda ctx: self.db.update_rows(table, ctx.body.get("values"), ctx.body.get("filter"),
+                                                               branch=name, author=ctx.author))
 
     @app.route("/v1/branches/<string:name>/tables/<string:table>/data", methods=["DELETE"])
     def delete_data(self, request: IRequest, name: str, table: str) -> Any:
-        def work(ctx: Ctx) -> tuple[int, Any]:
-            t0 = time.perf_counter()
-            _fields(ctx.body, {"filter"}, "the delete")
-            n = self.db.delete_rows(table, ctx.body.get("filter"), branch=name, author=ctx.author)
-            return 200, {"deleted": n, "execution_time_ms": _elapsed_ms(t0)}
-        return self._serve(request, "delete_data", WRITE, work, body="required")
+        return self._row_write(request, "delete_data", {"filter"}, "the delete", 200, "deleted",
+                               lambda ctx: self.db.delete_rows(table, ctx.body.get("filter"), branch=name,
+                                                               author=ctx.author))
 
     # ------------------------------------------------------------------ SQL
     def _sql_fields(self, body: dict, allowed: set[str]) -> tuple[str, Any, int]:

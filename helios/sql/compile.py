@@ -305,31 +305,26 @@ class Compiler:
         return lambda row: pyop(a(row), b(row))
 
     def _and(self, e: ast.BinaryOp, scope: Scope, agg_map: dict | None) -> Compiled:
-        a = self._truth(e.left, scope, agg_map)
-        b = self._truth(e.right, scope, agg_map)
-
-        def f(row: Row) -> Any:
-            x = a(row)
-            if x == 0:
-                return 0
-            y = b(row)
-            if y == 0:
-                return 0
-            return None if x is None or y is None else 1
-        return f
+        return self._connective(e, scope, agg_map, 0)
 
     def _or(self, e: ast.BinaryOp, scope: Scope, agg_map: dict | None) -> Compiled:
+        return self._connective(e, scope, agg_map, 1)
+
+    def _connective(self, e: ast.BinaryOp, scope: Scope, agg_map: dict | None, dominant: int) -> Compiled:
+        """Three-valued AND (``dominant`` 0) or OR (1): a dominant operand decides (the right
+        one is not evaluated after a dominant left one); else NULL if either is NULL."""
         a = self._truth(e.left, scope, agg_map)
         b = self._truth(e.right, scope, agg_map)
+        other = 1 - dominant
 
         def f(row: Row) -> Any:
             x = a(row)
-            if x == 1:
-                return 1
+            if x == dominant:
+                return dominant
             y = b(row)
-            if y == 1:
-                return 1
-            return None if x is None or y is None else 0
+            if y == dominant:
+                return dominant
+            return None if x is None or y is None else other
         return f
 
     def _truth(self, e: ast.Expr, scope: Scope, agg_map: dict | None) -> Compiled:

@@ -440,6 +440,21 @@ class _Cursor:
         self.hi = node.keys[0]
         self.start = 0
 
+    def take(self, bound: Any) -> tuple[Sequence, Sequence]:
+        """The current leaf's keys and values from ``start`` up to ``bound`` (None: its end),
+        without copying a whole leaf; moves past the leaf once it is used up."""
+        node = self.node
+        if node is None:
+            return (), ()
+        s, keys = self.start, node.keys
+        e = len(keys) if bound is None else bisect_left(keys, bound, s)
+        run = (keys, node.values) if s == 0 and e == len(keys) else (keys[s:e], node.values[s:e])
+        if e == len(keys):
+            self.advance()
+        else:
+            self.start = e
+        return run
+
     def advance(self) -> None:
         stack = self.stack
         while stack:
@@ -901,28 +916,8 @@ class PTree(Generic[K, V]):
             # Both heads are leaves (or exhausted): compare keys below the nearer bound.
             h = b.hi if a.hi is None else a.hi if b.hi is None else (
                 a.hi if a.hi <= b.hi else b.hi)
-            if na is None:
-                ka: Sequence = ()
-                va: Sequence = ()
-            else:
-                sa, keys = a.start, na.keys
-                ea = len(keys) if h is None else bisect_left(keys, h, sa)
-                ka, va = (keys, na.values) if sa == 0 and ea == len(keys) else (keys[sa:ea], na.values[sa:ea])
-                if ea == len(keys):
-                    a.advance()
-                else:
-                    a.start = ea
-            if nb is None:
-                kb: Sequence = ()
-                vb: Sequence = ()
-            else:
-                sb, keys = b.start, nb.keys
-                eb = len(keys) if h is None else bisect_left(keys, h, sb)
-                kb, vb = (keys, nb.values) if sb == 0 and eb == len(keys) else (keys[sb:eb], nb.values[sb:eb])
-                if eb == len(keys):
-                    b.advance()
-                else:
-                    b.start = eb
+            ka, va = a.take(h)
+            kb, vb = b.take(h)
             if ka or kb:
                 yield from _diff_runs(ka, va, kb, vb)
 

@@ -470,13 +470,7 @@ class Store:
         state = new
         for op in tx.ops:
             state = apply_op(state, op, self._resolve)
-        for name, keys in tx.written.items():
-            t = state.tables.get(name)
-            if t is not None and any(ix.unique for ix in t.schema.indexes):
-                for key in keys:
-                    row = t.rows.get(key)
-                    if row is not None:
-                        t.check_unique(row, key)
+        _check_unique_written(state, tx.written)
         return state
 
     # ---------------------------------------------------------------- branches
@@ -564,13 +558,7 @@ class Store:
                     f"nothing was changed (resolve them, or merge with Ours, Theirs or Auto)",
                     {"conflicts": [c.to_dict() for c in plan.conflicts]})
             state = plan.apply(t_tip.state, self._resolve)
-            for name, keys in plan.written().items():
-                tbl = state.tables.get(name)
-                if tbl is not None and any(ix.unique for ix in tbl.schema.indexes):
-                    for key in keys:
-                        row = tbl.rows.get(key)
-                        if row is not None:
-                            tbl.check_unique(row, key)
+            _check_unique_written(state, plan.written())
             c, ticket, count = self._commit_locked(t, state, plan.ops, author, "merge", s_tip)
         self._publish(t, ticket, count)
         n = len(plan.conflicts)
@@ -729,3 +717,15 @@ def estimate_table_bytes(table: Any) -> int:
         sample.extend(rows[:64])
         break
     return n * max(1, len(codec.pack(sample)) // max(1, len(sample)))
+
+
+def _check_unique_written(state: DbState, written: dict) -> None:
+    """Unique indexes still hold for every row written (table -> keys) by a replayed or
+    merged change: the other side may have taken the same values meanwhile."""
+    for name, keys in written.items():
+        table = state.tables.get(name)
+        if table is not None and any(ix.unique for ix in table.schema.indexes):
+            for key in keys:
+                row = table.rows.get(key)
+                if row is not None:
+                    table.check_unique(row, key)
