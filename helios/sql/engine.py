@@ -23,7 +23,7 @@ from .compile import walk
 from .fused import fuse
 from .operators import run_all
 from .parser import parse
-from .planner import Plan, Planner
+from .planner import Plan, Planner, StalePlan
 from .runtime import Runtime
 from .values import check_param, value_type_name
 
@@ -239,7 +239,11 @@ class Engine:
                 self._parsed.popitem(last=False)
         return stmts
 
-    def _cached(self, key: Any, view: Any, build: Callable[[Runtime, Planner, Catalog], Any]) -> _Cached:
+    def _cached(self, key: Any, view: Any, build: Callable[[Runtime, Planner, Catalog], Any],
+                prime: Callable[[Runtime], None] | None = None) -> _Cached:
+        """The cached plan of ``key`` if still valid for ``view``, else a new one;
+        ``prime`` gives the planner this execution's runtime (parameters, clock), which
+        an ``AS OF SYSTEM TIME`` moment needs to be planned with the schema of then."""
         cache = self._local.plans
         hit = cache.get(key)
         if hit is not None and hit.valid(view):
@@ -249,6 +253,8 @@ class Engine:
         catalog = Catalog(view)
         planner = Planner(rt, catalog)
         rt.snapshot = view
+        if prime is not None:
+            prime(rt)
         plan = build(rt, planner, catalog)
         hit = _Cached(rt, planner, plan, catalog.deps, fused=self.fuse_lookups)
         cache[key] = hit
@@ -265,7 +271,8 @@ class Engine:
             inner = stmt.statement
             if not isinstance(inner, ast.Query):
                 raise SemanticError("EXPLAIN supports SELECT statements")
-            c = self._cached(key, view, lambda rt, planner, cat: planner.plan_query(inner))
+            c = self._cached(key, view, lambda rt, planner, cat: planner.plan_query(inner),
+                             _primer(params, view, timeout_ms, snapshot_at, cancel))
             c.rt.reset(params, view, timeout_ms, snapshot_at, cancel)
             lines = c.plan.make().explain()
             return Result(["plan"], ["text"], [(line,) for line in lines], "EXPLAIN", 0)
@@ -274,11 +281,27 @@ class Engine:
         if c is not None and c.valid(view):             # the common case, inline
             cache.move_to_end(key)
         else:
-            c = self._cached(key, view, lambda rt, planner, cat: planner.plan_query(stmt))
+            c = self._cached(key, view, lambda rt, planner, cat: planner.plan_query(stmt),
+                             _primer(params, view, timeout_ms, snapshot_at, cancel))
         c.rt.reset(params, view, timeout_ms, snapshot_at, cancel)
-        rows = c.run()
+        try:
+            rows = c.run()
+        except StalePlan:
+            rows, c = self._replan(key, stmt, view, _primer(params, view, timeout_ms, snapshot_at, cancel))
         types = c.types.copy() if c.static_types else _column_types(c.types, rows)
         return Result(c.columns.copy(), types, rows, "SELECT", 0)
+
+    def _replan(self, key: Any, stmt: ast.Statement, view: Any,
+                prime: Callable[[Runtime], None]) -> tuple[list[tuple], _Cached]:
+        """Plan ``stmt`` afresh for this execution (its AS OF moment had another schema
+        than the cached plan's) and run it."""
+        self._local.plans.pop(key, None)
+        c = self._cached(key, view, lambda rt, planner, cat: planner.plan_query(stmt), prime)
+        try:
+            return c.run(), c
+        except StalePlan as e:                # the table changed between planning and reading
+            raise SemanticError(f"table {e.args[0]} changed while the query was planned; "
+                                f"run it again") from None
 
     def write(self, key: Any, stmt: ast.Statement, params: tuple, tx: Any, *,
               timeout_ms: int | None = None, cancel: Any = None) -> Result:
@@ -318,6 +341,12 @@ class Engine:
             c.rt.reset(params, tx, None, None)
             prepared.extend(ins.prepare())
         return ins.apply(tx, ins.finish(tx, prepared))
+
+
+def _primer(params: tuple, view: Any, timeout_ms: int | None, snapshot_at: Callable[[float], Any] | None,
+            cancel: Any) -> Callable[[Runtime], None]:
+    """What ``_cached`` gives a new plan's runtime before planning: this execution's."""
+    return lambda rt: rt.reset(params, view, timeout_ms, snapshot_at, cancel)
 
 
 def _column_types(static: list[str | None], rows: list[tuple]) -> list[str]:

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Callable
 
-from ..errors import (HeliosError, InvalidParameter, NotImplementedFeature, SemanticError, TypeMismatch)
+from ..errors import (HeliosError, InvalidParameter, NotImplementedFeature, SemanticError, TypeMismatch,
+                      UnknownTable)
 from . import ast
 from . import functions as fn
 from .ast_printer import to_sql
@@ -50,6 +51,12 @@ class Plan:
         return run_all(self.make(), limit)
 
 
+class StalePlan(Exception):
+    """A table read ``AS OF SYSTEM TIME`` had, at the moment this execution asks for,
+    another schema than the one its plan was made with (a relative time crossed an
+    ALTER, or a parameter moved the moment): the engine plans the statement again."""
+
+
 @dataclass
 class Source:
     """One item of a FROM clause, as the join planner sees it."""
@@ -58,6 +65,7 @@ class Source:
     columns: list[ColumnInfo]
     table: str | None = None                # a base table
     as_of: ast.Expr | None = None
+    schema: Any = None                      # the table's schema at ``as_of`` (planned against)
     subplan: Plan | None = None              # a view or a subquery
     pushed: list[ast.Expr] = field(default_factory=list)
 
@@ -586,6 +594,10 @@ class Planner:
         if not isinstance(node, ast.TableRef):
             raise SemanticError(f"unexpected FROM item {type(node).__name__}")
         alias = node.alias or node.name
+        if node.as_of is not None:
+            then = self._schema_as_of(node.name, node.as_of)
+            cols = [ColumnInfo(c.name, alias, c.type or None) for c in then.columns]
+            return Source(alias, cols, table=then.name, as_of=node.as_of, schema=then)
         view = self.catalog.view(node.name)
         if view is not None and not self.catalog.has_table(node.name):
             query, names = view
@@ -595,7 +607,24 @@ class Planner:
             return Source(alias, cols, subplan=plan)
         schema = self.catalog.schema(node.name)
         cols = [ColumnInfo(c.name, alias, c.type or None) for c in schema.columns]
-        return Source(alias, cols, table=schema.name, as_of=node.as_of)
+        return Source(alias, cols, table=schema.name)
+
+    def _schema_as_of(self, name: str, when: ast.Expr) -> Any:
+        """Table ``name`` as it was at ``AS OF SYSTEM TIME when``: a past moment is read
+        with the columns and key types it had then (it may since have been altered,
+        dropped or recreated). Without a clock to ask (a write statement) the plan
+        uses today's schema, and the run refuses the read."""
+        rt = self.rt
+        if rt.snapshot_at is None:
+            return self.catalog.schema(name)
+        moment = parse_as_of(self.compiler.compile(when, Scope([]))(()), rt.now)
+        try:
+            return Catalog(rt.snapshot_at(moment)).schema(name)
+        except UnknownTable:
+            if self.catalog.view(name) is not None:
+                raise SemanticError(f"{name} is a view; AS OF SYSTEM TIME reads tables - read the whole "
+                                    f"query at that moment with the as_of parameter") from None
+            raise UnknownTable(f"no such table: {name} as of {_iso(moment)}") from None
 
     def _plan_inner(self, sources: list[Source], conjuncts: list[ast.Expr], outer: Scope | None,
                     order_hint: tuple[str, bool] | None):
@@ -667,22 +696,15 @@ class Planner:
         if src.as_of is None:
             return lambda: rt.snapshot
         f = self.compiler.compile(src.as_of, Scope([]))
-        planned = self.catalog.schema(src.table)  # type: ignore[arg-type]
+        planned = src.schema
 
         def at() -> Any:
             if rt.snapshot_at is None:
                 raise SemanticError("AS OF SYSTEM TIME is not available here")
             when = parse_as_of(f(()), rt.now)
             snap = rt.snapshot_at(when)
-            then = snap.schema(planned.name) if snap.has_table(planned.name) else planned
-            if then is not planned and then != planned:
-                # The statement was planned with today's columns and key types; rows of
-                # another schema would come back misread. The as_of parameter plans
-                # against the schema of that time instead.
-                raise SemanticError(
-                    f"table {planned.name} had a different schema at {when:.6f} (it was altered, "
-                    f"dropped or recreated since); AS OF SYSTEM TIME reads with today's schema - "
-                    f"read that moment with the as_of parameter instead, which uses the schema of then")
+            if not snap.has_table(planned.name) or snap.schema(planned.name) != planned:
+                raise StalePlan(planned.name, when)
             return snap
         return at
 
@@ -690,7 +712,7 @@ class Planner:
                      order_hint: tuple[str, bool] | None) -> tuple[Factory, str, bool, ast.Expr | None]:
         """(factory, kind, presorted, the conjunct an exact key lookup makes redundant)."""
         rt, table = self.rt, src.table
-        schema = self.catalog.schema(table)  # type: ignore[arg-type]
+        schema = src.schema if src.schema is not None else self.catalog.schema(table)  # type: ignore[arg-type]
         view = self._view_fn(src)
         pk = schema.primary_key
         pk_col = pk[0] if len(pk) == 1 else None
@@ -897,6 +919,15 @@ def _integer(v: Any, what: str) -> int:
 
 _RELATIVE = re.compile(r"^\s*-\s*(\d+(?:\.\d+)?)\s*(us|ms|s|m|h|d)\s*$")
 _UNIT = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def _iso(ts: float) -> str:
+    """A moment as users write it in AS OF SYSTEM TIME (UTC ISO-8601)."""
+    try:
+        moment = datetime.datetime.fromtimestamp(ts, datetime.timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return f"{ts:.6f}"
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def parse_as_of(v: Any, now: float) -> float:
