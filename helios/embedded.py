@@ -47,7 +47,8 @@ class Transaction:
                                 snapshot_at=self.db._snapshot_at(self.branch))
         mark = self._tx.savepoint()
         try:
-            return engine.write(s.key, s.stmt, params, self._tx, timeout_ms=timeout_ms)
+            return engine.write(s.key, s.stmt, params, self._tx, timeout_ms=timeout_ms,
+                                snapshot_at=self.db._snapshot_at(self.branch))
         except BaseException:
             self._tx.rollback_to(mark)            # a failed statement leaves no trace
             raise
@@ -206,7 +207,8 @@ class EmbeddedDatabase:
         if as_of is not None:
             raise ReadOnlyBranch("the past is read-only: as_of applies to queries only")
         with self.store.write(branch, author) as wtx:
-            return self._engine.write(s.key, s.stmt, params, wtx, timeout_ms=timeout_ms, cancel=cancel)
+            return self._engine.write(s.key, s.stmt, params, wtx, timeout_ms=timeout_ms,
+                                      snapshot_at=self._snapshot_at(branch), cancel=cancel)
 
     def _control(self, s: Prepared, tx: Transaction | None, branch: str, author: Any) -> Result:
         """BEGIN, COMMIT and ROLLBACK: the calling thread's open transaction."""

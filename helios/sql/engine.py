@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from operator import itemgetter
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from ..errors import InvalidParameter, SemanticError, TransactionError
 from . import ast, ddl, dml
@@ -297,28 +298,34 @@ class Engine:
         than the cached plan's) and run it."""
         self._local.plans.pop(key, None)
         c = self._cached(key, view, lambda rt, planner, cat: planner.plan_query(stmt), prime)
-        try:
+        with _changed_while_planning():
             return c.run(), c
-        except StalePlan as e:                # the table changed between planning and reading
-            raise SemanticError(f"table {e.args[0]} changed while the query was planned; "
-                                f"run it again") from None
 
     def write(self, key: Any, stmt: ast.Statement, params: tuple, tx: Any, *,
-              timeout_ms: int | None = None, cancel: Any = None) -> Result:
-        """Run DDL or DML inside ``tx`` (a storage Transaction)."""
+              timeout_ms: int | None = None, snapshot_at: Callable[[float], Any] | None = None,
+              cancel: Any = None) -> Result:
+        """Run DDL or DML inside ``tx`` (a storage Transaction). ``snapshot_at`` lets its
+        queries read the branch's committed past (``AS OF SYSTEM TIME``)."""
         stype = statement_type(stmt)
         if isinstance(stmt, ast.Insert):
-            c = self._cached(key, tx, lambda rt, planner, cat: dml.InsertPlan(tx, stmt, planner))
-            c.rt.reset(params, tx, timeout_ms, None, cancel)
-            ins: dml.InsertPlan = c.plan
-            return Result(statement_type=stype, affected_rows=ins.apply(tx, ins.rows(tx)))
+            build = lambda rt, planner, cat: dml.InsertPlan(tx, stmt, planner)  # noqa: E731
+            prime = _primer(params, tx, timeout_ms, snapshot_at, cancel)
+            c = self._cached(key, tx, build, prime)
+            c.rt.reset(params, tx, timeout_ms, snapshot_at, cancel)
+            try:
+                rows = c.plan.rows(tx)
+            except StalePlan:
+                self._local.plans.pop(key, None)
+                c = self._cached(key, tx, build, prime)
+                with _changed_while_planning():
+                    rows = c.plan.rows(tx)
+            return Result(statement_type=stype, affected_rows=c.plan.apply(tx, rows))
         rt = Runtime()
-        rt.reset(params, tx, timeout_ms, None, cancel)
+        rt.reset(params, tx, timeout_ms, snapshot_at, cancel)
         planner = Planner(rt, Catalog(tx))
-        if isinstance(stmt, ast.Update):
-            n = dml.update(tx, stmt, planner)
-        elif isinstance(stmt, ast.Delete):
-            n = dml.delete(tx, stmt, planner)
+        if isinstance(stmt, (ast.Update, ast.Delete)):
+            with _changed_while_planning():          # planned for this execution: no cache
+                n = (dml.update if isinstance(stmt, ast.Update) else dml.delete)(tx, stmt, planner)
         else:
             run = _DEFINITIONS.get(type(stmt))
             if run is None:
@@ -341,6 +348,17 @@ class Engine:
             c.rt.reset(params, tx, None, None)
             prepared.extend(ins.prepare())
         return ins.apply(tx, ins.finish(tx, prepared))
+
+
+@contextmanager
+def _changed_while_planning() -> Iterator[None]:
+    """A plan made for this very execution found another schema at its AS OF moment:
+    the table changed in between (a commit landed), which a retry will see."""
+    try:
+        yield
+    except StalePlan as e:
+        raise SemanticError(f"table {e.args[0]} changed while the statement was planned; "
+                            f"run it again") from None
 
 
 def _primer(params: tuple, view: Any, timeout_ms: int | None, snapshot_at: Callable[[float], Any] | None,

@@ -386,13 +386,27 @@ def test_a_cached_as_of_plan_is_replanned_when_the_moment_has_another_schema():
         assert (second.columns, second.rows) == (["id", "v", "w"], [(1, "a", 5)])
 
 
-def test_as_of_system_time_is_refused_inside_writes():
+def test_writes_restore_the_past_with_as_of_system_time():
+    """The undo a user reaches for: put back rows deleted or changed since a moment,
+    reading the branch's committed past inside INSERT, UPDATE and DELETE - also in an
+    explicit transaction, and with a schema that has changed since."""
     from helios import EmbeddedDatabase
-    from helios.errors import SemanticError
     db = EmbeddedDatabase(":memory:")
     db.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
-    db.execute("INSERT INTO t VALUES (1, 'a')")
-    t1 = _moment()
-    with pytest.raises(SemanticError, match="not available here"):
-        db.execute(f"INSERT INTO t SELECT id + 1, v FROM t AS OF SYSTEM TIME {t1}")
-    assert db.query("SELECT * FROM t").rows == [(1, "a")]
+    db.execute("INSERT INTO t VALUES (1, 'a'), (2, 'b'), (3, 'c')")
+    good = _moment()
+    db.execute("DELETE FROM t WHERE id >= 2")
+    db.execute("UPDATE t SET v = 'oops' WHERE id = 1")
+    db.execute("ALTER TABLE t ADD COLUMN w INT")
+    restore = (f"INSERT INTO t (id, v) SELECT id, v FROM t AS OF SYSTEM TIME {good} "
+               f"WHERE id NOT IN (SELECT id FROM t)")
+    assert db.execute(restore).affected_rows == 2
+    assert db.execute(f"UPDATE t SET v = (SELECT o.v FROM t o AS OF SYSTEM TIME {good} WHERE o.id = t.id) "
+                      f"WHERE id = 1").affected_rows == 1
+    assert db.query("SELECT * FROM t ORDER BY id").rows == [(1, "a", None), (2, "b", None), (3, "c", None)]
+    db.execute("INSERT INTO t VALUES (4, 'new', 0)")
+    with db.transaction() as tx:
+        assert tx.execute(f"DELETE FROM t WHERE id NOT IN (SELECT id FROM t AS OF SYSTEM TIME {good})"
+                          ).affected_rows == 1
+    assert db.query("SELECT id FROM t ORDER BY id").rows == [(1,), (2,), (3,)]
+    assert db.execute(restore).affected_rows == 0          # a cached plan, same moment: nothing left to restore
