@@ -548,12 +548,19 @@ class PTree(Generic[K, V]):
     def from_sorted(cls, items: Iterable[tuple[K, V]]) -> PTree[K, V]:
         """Bulk-build bottom-up from strictly increasing keys; nodes come out (nearly) full."""
         pairs = items if isinstance(items, list) else list(items)
-        keys = tuple([kv[0] for kv in pairs])
+        return cls.from_sorted_columns([kv[0] for kv in pairs], [kv[1] for kv in pairs])
+
+    @classmethod
+    def from_sorted_columns(cls, keys: Sequence[K], values: Sequence[V]) -> PTree[K, V]:
+        """``from_sorted`` of ``zip(keys, values)``, without building the pairs: a million
+        two-item tuples, freed at once, leave as many holes in the allocator's pools
+        between the rows that stay (about 10 bytes per row of resident memory)."""
+        if len(keys) != len(values):
+            raise ValueError(f"from_sorted_columns: {len(keys)} keys but {len(values)} values")
         if not all(map(lt, keys, islice(keys, 1, None))):
             bad = next(i for i in range(1, len(keys)) if not keys[i - 1] < keys[i])
             raise ValueError(f"from_sorted: keys not strictly increasing at position {bad}: "
                              f"{keys[bad - 1]!r} then {keys[bad]!r}")
-        values = tuple([kv[1] for kv in pairs])
         n = len(keys)
         if not n:
             return cls()
@@ -729,7 +736,10 @@ class PTree(Generic[K, V]):
         if both:
             raise ValueError(f"keys both put and deleted: {sorted(both)[:5]!r}")
         if self.root is None:
-            return type(self).from_sorted(sorted(pd.items())) if pd else self
+            if not pd:
+                return self
+            ok = sorted(pd)
+            return type(self).from_sorted_columns(ok, list(map(pd.__getitem__, ok)))
         if dl:
             for k in dl:
                 pd[k] = _DELETE

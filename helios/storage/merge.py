@@ -7,7 +7,12 @@ by identity. Either way the cost follows the size of the change, not of the
 tables, and the two give the same answer (``row_changes``). The merged rows are
 applied as one batched update per table (``MergePlan.apply``). A table only one
 side touched is taken whole (an O(1) pointer copy, logged as
-``("tc", table, commit_seq)``). Keys are ``table:pk``; a conflict is a
+``("tc", table, commit_seq)``). A table both sides changed under one schema is
+built from whichever side needs fewer writes: the source's version plus the
+target's surviving changes when those are fewer (``Rebase``), so a branch that
+changed many rows merges into a target that changed few by copying the few
+leaves the target touched, not the many the source did. The logged ops are the
+same either way (replay applies them to the target). Keys are ``table:pk``; a conflict is a
 key both sides changed, to different values (a delete against an update too).
 """
 from __future__ import annotations
@@ -61,11 +66,28 @@ class MergeResult:
                 "message": self.message}
 
 
+@dataclass(frozen=True, slots=True)
+class Rebase:
+    """A table's merged version as ``source`` plus writes: the same rows, indexes and
+    ``next_rowid`` as the plan's ``ops`` for the table give when applied to the target."""
+
+    source: Table
+    target: Table       # the table the ops apply to: the route holds only while it is in place
+    puts: dict
+    deletes: set
+    next_rowid: int
+    ops: int            # how many row ops of the plan this stands for
+
+    def table(self) -> Table:
+        return self.source.apply_writes(self.puts, self.deletes).with_next_rowid(self.next_rowid)
+
+
 @dataclass
 class MergePlan:
     ops: list[tuple] = field(default_factory=list)
     merged_keys: int = 0
     conflicts: list[Conflict] = field(default_factory=list)
+    rebases: dict[str, Rebase] = field(default_factory=dict, compare=False)   # table -> cheaper route
 
     def written(self) -> dict[str, set]:
         """Table -> keys of the rows the ops put or delete."""
@@ -77,7 +99,8 @@ class MergePlan:
 
     def apply(self, state: DbState, resolve: Callable[[int], Any]) -> DbState:
         """The state the ops lead to: the same tables as ``txn.apply_op`` one op at a time (what
-        log replay does), but each run of row writes to one table is one batched update."""
+        log replay does), but each run of row writes to one table is one batched update, or
+        the table's ``Rebase`` when it has one."""
         ops, i = self.ops, 0
         while i < len(ops):
             op = ops[i]
@@ -85,6 +108,15 @@ class MergePlan:
                 state = apply_op(state, op, resolve)
                 i += 1
                 continue
+            rebase = self.rebases.get(op[1])
+            if rebase is not None:
+                end = i
+                while end < len(ops) and ops[end][0] in _ROW_OPS and ops[end][1] == op[1]:
+                    end += 1
+                if end - i == rebase.ops and state.tables.get(op[1]) is rebase.target:
+                    state = state.with_table(op[1], rebase.table())
+                    i = end
+                    continue
             puts: dict = {}
             deletes: set = set()
             while i < len(ops) and ops[i][0] in _ROW_OPS and ops[i][1] == op[1] and \
@@ -254,11 +286,14 @@ def _merge_rows(plan: MergePlan, name: str, b: Table | None, s: Table, t: Table,
     t_changes = {k: new for k, _, new in row_changes(b, t, use_log=use_log)}
     adapt = (lambda r: r) if s.schema.columns == result_schema.columns else \
         (lambda r: adapt_row(r, s.schema, result_schema))
+    first = len(ops)
+    source_kept: set = set()        # keys whose merged row is the source's
     for key, _, new_s in row_changes(b, s, use_log=use_log):
         plan.merged_keys += 1
         if key in t_changes:
             new_t = t_changes[key]
             if _same(new_s, new_t):
+                source_kept.add(key)
                 continue
             win = source_wins(lambda st, k=key: _probe_row(st, name, k))
             plan.conflicts.append(Conflict(
@@ -266,7 +301,31 @@ def _merge_rows(plan: MergePlan, name: str, b: Table | None, s: Table, t: Table,
                 strategy, _row_dict(s.schema if win else t.schema, new_s if win else new_t)))
             if not win:
                 continue
+            source_kept.add(key)
         ops.append(("d", name, key) if new_s is MISSING else ("p", name, key, adapt(new_s)))
+    rebase = _rebase(s, t, t_changes, source_kept, ops[first:])
+    if rebase is not None:
+        plan.rebases[name] = rebase
+
+
+def _rebase(s: Table, t: Table, t_changes: dict, source_kept: set, row_ops: list[tuple]) -> Rebase | None:
+    """The merged table as ``s`` plus the target's changes that survive, when that is fewer
+    writes than ``row_ops`` on ``t`` and both sides share one schema (so no row is adapted
+    and the indexes agree).
+
+    Row by row it is the same table: a key only the source changed holds the source's row
+    in both; a key only the target changed, or one whose conflict the target won, holds
+    the target's row (written here); every other key holds the base's row on both sides.
+    ``next_rowid`` is what the ops give on ``t``."""
+    if s.schema != t.schema or set(s.indexes) != set(t.indexes):
+        return None
+    writes = [(k, v) for k, v in t_changes.items() if k not in source_kept]
+    if len(writes) >= len(row_ops):
+        return None
+    puts = {k: v for k, v in writes if v is not MISSING}
+    deletes = {k for k, v in writes if v is MISSING}
+    next_rowid = t.next_rowid_after(op[2] for op in row_ops if op[0] == "p")
+    return Rebase(s, t, puts, deletes, next_rowid, len(row_ops))
 
 
 def _with_indexes(schema: TableSchema, indexes_from: TableSchema) -> TableSchema:

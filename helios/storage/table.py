@@ -119,6 +119,15 @@ class Table:
             return key + 1
         return self.next_rowid
 
+    def next_rowid_after(self, keys: Iterable[Any]) -> int:
+        """``next_rowid`` once rows are put under ``keys``."""
+        if not self.schema.has_rowid:
+            return self.next_rowid
+        return max(map(self._bump_rowid, keys), default=self.next_rowid)
+
+    def with_next_rowid(self, next_rowid: int) -> "Table":
+        return self if next_rowid == self.next_rowid else self._with(next_rowid=next_rowid)
+
     # -- reads ---------------------------------------------------------------
     def get(self, key: Any) -> Row | None:
         return self.rows.get(key)
@@ -205,7 +214,7 @@ class Table:
                     add.append((new_ik, None))
                 drop.extend(index_key(get(k), ix.columns, k) for k in deletes)
                 indexes[ix.name] = indexes[ix.name].update(puts=add, deletes=drop)
-        next_rowid = max(map(self._bump_rowid, puts), default=self.next_rowid)
+        next_rowid = self.next_rowid_after(puts)
         return self._with(rows=self.rows.update(puts=puts.items(), deletes=deletes), indexes=indexes,
                           next_rowid=next_rowid, written=[*puts, *deletes])
 
@@ -304,7 +313,7 @@ class Table:
                     batch_vals.add(vals)
             indexes[ix.name] = indexes[ix.name].update(puts=entries)
         if not self.rows and increasing:
-            tree = PTree.from_sorted(zip(keys, new_rows))
+            tree = PTree.from_sorted_columns(keys, new_rows)
         else:
             tree = self.rows.update(puts=zip(keys, new_rows))
         return self._with(rows=tree, indexes=indexes, next_rowid=max(next_rowid, self.next_rowid),
@@ -324,7 +333,7 @@ class Table:
 
     def _build_index(self, ix: IndexDef) -> PTree:
         entries = sorted(index_key(r, ix.columns, k) for k, r in self.rows.items())
-        return PTree.from_sorted((e, None) for e in entries)
+        return PTree.from_sorted_columns(entries, [None] * len(entries))
 
     def add_index(self, ix: IndexDef) -> "Table":
         schema = self.schema.with_index(ix)

@@ -358,6 +358,22 @@ def test_from_sorted_sizes(n: int) -> None:
 def test_from_sorted_rejects_non_increasing_keys(bad: list) -> None:
     with pytest.raises(ValueError, match="strictly increasing"):
         PTree.from_sorted(bad)
+    with pytest.raises(ValueError, match="strictly increasing"):
+        PTree.from_sorted_columns([k for k, _ in bad], [v for _, v in bad])
+
+
+@pytest.mark.parametrize("n", [0, 1, LEAF_MAX + 1, LEAF_MAX * INNER_MAX + 1])
+def test_from_sorted_columns_builds_what_from_sorted_builds(n: int) -> None:
+    keys, values = list(range(0, 2 * n, 2)), [(k, f"v{k}") for k in range(n)]
+    t = PTree.from_sorted_columns(keys, values)
+    t.validate()
+    ref = PTree.from_sorted(zip(keys, values))
+    assert list(t.items()) == list(ref.items()) and len(t) == n
+    assert [len(x.keys) for x in t.nodes()] == [len(x.keys) for x in ref.nodes()]
+    assert all(type(x.keys) is tuple and type(getattr(x, "values", ())) is tuple for x in t.nodes())
+    assert all(a is b for a, b in zip(t.values(), values))        # the rows themselves, not copies
+    with pytest.raises(ValueError, match="2 keys but 1 values"):
+        PTree.from_sorted_columns([1, 2], ["a"])
 
 
 def test_string_and_tuple_keys() -> None:

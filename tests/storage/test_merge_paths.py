@@ -267,3 +267,77 @@ def test_both_paths_agree_on_schema_changes_and_recreated_tables(tmp_path):
     _plans_agree(db, "again", "main")
     _plans_agree(db, "main", "again")
     db.close()
+
+
+# ---------------------------------------------------------------- rebase: the source plus the target's changes
+def _lopsided_store(path, rnd: random.Random, clock: FakeClock) -> Store:
+    """``dev`` changed many rows (with a unique and a plain index, on a rowid table too),
+    ``main`` a few, some of them the same rows: the shape a rebase is for."""
+    db = Store(path, clock=clock)
+    with db.write() as tx:
+        tx.create_table(users_schema(unique_email=True))
+        tx.create_index("users", IndexDef("users_name", (1,)))
+        tx.bulk_insert("users", [(k, f"n{k % 4}", f"e{k}") for k in range(0, 3000, 2)])
+        tx.create_table(TableSchema("log", (Column("msg", "text"),), primary_key=()))
+        tx.bulk_insert("log", [(f"m{i}",) for i in range(50)])
+    db.create_branch("dev")
+    clock.advance(1)
+    _write(db, "dev", rnd, 120, key_space=3000)
+    with db.write("dev") as tx:
+        keys = [tx.insert("log", (f"dev{i}",)) for i in range(6)]
+        tx.delete("log", keys[-1])                      # the source's next_rowid runs past its last row
+        tx.delete("log", 3)
+    clock.advance(1)
+    _write(db, "main", rnd, 6, key_space=3000)
+    with db.write("main") as tx:
+        tx.update("log", 7, ("main7",))
+        tx.delete("log", 9)
+    return db
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("strategy", ["Auto", "Ours", "Theirs"])
+def test_rebase_gives_the_tables_the_ops_give(tmp_path, seed, strategy):
+    rnd = random.Random(seed)
+    clock = FakeClock()
+    db = _lopsided_store(tmp_path / "db", rnd, clock)
+    s_tip, t_tip = db._branch("dev").tip, db._branch("main").tip
+    plan = plan_merge(merge_base(s_tip, t_tip), s_tip, t_tip, strategy)
+    assert set(plan.rebases) == {"users", "log"}
+    one_by_one = t_tip.state
+    for op in plan.ops:
+        one_by_one = apply_op(one_by_one, op, db._resolve)
+    rebased = plan.apply(t_tip.state, db._resolve)
+    plan.rebases.clear()
+    batched = plan.apply(t_tip.state, db._resolve)
+    for name in ("users", "log"):
+        assert rebased.tables[name] is not batched.tables[name]
+        assert _contents(rebased.tables[name]) == _contents(batched.tables[name]) == \
+            _contents(one_by_one.tables[name])
+    db.close()
+
+
+def test_rebase_copies_only_what_the_target_changed(tmp_path):
+    clock = FakeClock()
+    db = _lopsided_store(tmp_path / "db", random.Random(1), clock)
+    src_leaves = {id(n) for n in db._branch("dev").tip.state.tables["users"].rows.nodes()}
+    r = db.merge("dev", "main", "Theirs")
+    merged = db.snapshot("main").table("users")
+    fresh = [n for n in merged.rows.nodes() if id(n) not in src_leaves]
+    assert r.merged_keys > 100 and 0 < len(fresh) <= 2 * 6 * 3       # the target's few paths, not the source's
+    db.close()
+    reopened = Store(tmp_path / "db", clock=clock)                  # replay of the logged ops agrees
+    assert _contents(reopened.snapshot("main").table("users")) == _contents(merged)
+    reopened.close()
+
+
+def test_no_rebase_across_schema_changes_or_when_the_target_changed_more(tmp_path):
+    clock = FakeClock()
+    db = _lopsided_store(tmp_path / "db", random.Random(2), clock)
+    s_tip, t_tip = db._branch("dev").tip, db._branch("main").tip
+    base = merge_base(s_tip, t_tip)
+    assert plan_merge(base, t_tip, s_tip, "Theirs").rebases == {}     # main -> dev: ops are fewer already
+    with db.write("dev") as tx:
+        tx.create_index("users", IndexDef("users_name2", (1,)))
+    assert "users" not in plan_merge(base, db._branch("dev").tip, t_tip, "Theirs").rebases
+    db.close()
