@@ -128,19 +128,36 @@ class TableScan(Operator):
             lo, hi, lo_inclusive, hi_inclusive, reverse
 
     def _batches(self) -> Iterator[Batch]:
+        for rows in self.leaves():
+            yield rows if isinstance(rows, list) else list(rows)
+
+    def leaves(self) -> Iterator[Sequence[Row]]:
+        """The rows of each leaf within the bounds, as storage holds them (not copied);
+        ``rt.check()`` before each when there is a deadline or a cancel event to check.
+        The fused runners read a scan through this."""
         empty_lo, lo = _bound(self.lo)
         empty_hi, hi = _bound(self.hi)
         if empty_lo or empty_hi:
-            return
-        check = self.rt.check
-        for _, rows in self.view().scan(self.table, lo, hi, lo_inclusive=self.lo_inclusive,
-                                        hi_inclusive=self.hi_inclusive, reverse=self.reverse):
-            check()
-            yield rows if isinstance(rows, list) else list(rows)
+            return iter(())
+        rt = self.rt
+        batches = self.view().scan(self.table, lo, hi, lo_inclusive=self.lo_inclusive,
+                                   hi_inclusive=self.hi_inclusive, reverse=self.reverse)
+        if rt.deadline is None and rt.cancel is None:
+            return map(_VALUES, batches)            # nothing to check: no Python frame per leaf
+        return _checked(batches, rt.check)
 
     def describe(self) -> str:
         bounds = " (key range)" if self.lo or self.hi else ""
         return f"TableScan {self.table}{bounds}{' reverse' if self.reverse else ''}"
+
+
+_VALUES = itemgetter(1)
+
+
+def _checked(batches: Iterable[tuple[Any, Sequence[Row]]], check: Callable[[], None]) -> Iterator[Sequence[Row]]:
+    for _, rows in batches:
+        check()
+        yield rows
 
 
 class KeyLookup(Operator):

@@ -7,17 +7,20 @@ sqlite3, and across everything that must invalidate a cached plan.
 """
 from __future__ import annotations
 
+import itertools
 import math
 import sqlite3
 import threading
+from collections import Counter
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from helios import EmbeddedDatabase, errors
 from helios.sql import engine
-from helios.sql.fused import fuse
+from helios.sql.fused import fuse, picker
 from helios.sql.operators import run_all
+from helios.sql.runtime import Runtime
 from helios.sql.values import column_coercer, column_unchanged
 
 
@@ -91,9 +94,12 @@ def test_point_select_plans_are_fused_and_others_are_not(monkeypatch):
     db = _open()
     _load(db, [(1, "a", 1.0), (2, "b", None)], [("x", 1)])
     fused = ["SELECT * FROM t WHERE id = $1", "SELECT c FROM t WHERE id = $1 AND n > 0",
-             "SELECT * FROM t WHERE id IN (1, 2)", "SELECT * FROM s WHERE k = $1"]
-    general = ["SELECT * FROM t WHERE id > $1", "SELECT count(*) FROM t WHERE id = $1",
-               "SELECT * FROM t WHERE c = $1", "SELECT * FROM t WHERE id = $1 ORDER BY c LIMIT 1"]
+             "SELECT * FROM t WHERE id IN (1, 2)", "SELECT * FROM s WHERE k = $1",
+             # filtered scans (see the scan tests below)
+             "SELECT * FROM t WHERE id > $1", "SELECT * FROM t WHERE c = $1", "SELECT n, id FROM t WHERE n > 0"]
+    general = ["SELECT count(*) FROM t WHERE id = $1", "SELECT * FROM t WHERE id = $1 ORDER BY c LIMIT 1",
+               "SELECT id + 1 FROM t WHERE n > $1", "SELECT * FROM t WHERE n > $1 LIMIT 1",
+               "SELECT DISTINCT c FROM t WHERE id > $1", "SELECT t.c FROM t JOIN s ON s.v = t.id WHERE t.id > $1"]
     runs = []
     monkeypatch.setattr(engine, "run_all", lambda op: runs.append(op) or run_all(op))
     for sql in fused + general:
@@ -122,6 +128,125 @@ def test_fused_point_select_honours_cancel_and_reads_the_transaction():
         assert db.execute("SELECT c FROM t WHERE id = $1", (2,)).rows == []   # another view: main's head
         tx.rollback()
     assert db.execute("SELECT c FROM t WHERE id = $1", (2,)).rows == []
+
+
+# ---------------------------------------------------------------- filtered scans
+SCAN_OUTPUTS = ["*", "id", "b", "a, b", "b, a", "id, b, d", "d, id", "c, c", "id, a, b, c", "c, a, id", "id, c"]
+SCAN_FILTERS = ["", "a > 2", "a >= 2.5", "a = '3'", "3 < a", "a != 1", "b < 'b'", "b = 'ab'", "b >= 'a'",
+                "c <= 1", "c = 2", "c > -1.5", "b != 'zz'", "d > 1", "d = 'x'", "a > NULL", "a IS NULL",
+                "b LIKE 'a%'", "id > 3", "id <= 5 AND a < 5", "a > 1 AND b IS NOT NULL", "a > 1 AND c < 2",
+                "a < 9 AND b > 'a' AND c != 0", "a > 0 OR c > 0", "a + 0 > 1"]
+u_rows = st.lists(st.tuples(st.integers(-3, 12), st.one_of(st.none(), st.integers(-2, 6)),
+                            st.one_of(st.none(), st.sampled_from(["a", "b", "ab", "", "B"])),
+                            st.one_of(st.none(), st.integers(-2, 3), st.sampled_from([-1.5, 0.5, 2.0, 1e300])),
+                            st.one_of(st.none(), st.integers(-2, 3), st.sampled_from([1.5, "x", "2", ""]))),
+                  max_size=40, unique_by=lambda r: r[0])
+U_DDL = "CREATE TABLE u (id INTEGER PRIMARY KEY, a INT, b TEXT, c REAL, d)"
+
+
+def _scan_db(fused: bool, rows: list) -> EmbeddedDatabase:
+    db = _open(fused)
+    db.execute(U_DDL)
+    if rows:
+        db.executemany("INSERT INTO u VALUES ($1, $2, $3, $4, $5)", rows)
+    return db
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=u_rows, outputs=st.sampled_from(SCAN_OUTPUTS), where=st.sampled_from(SCAN_FILTERS))
+def test_fused_scans_match_the_operators_and_sqlite(rows, outputs, where):
+    """Rows (as tuples, in key order), column types and errors: the fused scan gives
+    exactly what the operators give, NULLs, mixed types and empty results included;
+    and the rows sqlite3 gives."""
+    sql = f"SELECT {outputs} FROM u" + (f" WHERE {where}" if where else "")
+    fused, plain, ref = _scan_db(True, rows), _scan_db(False, rows), sqlite3.connect(":memory:")
+    ref.execute(U_DDL)
+    ref.executemany("INSERT INTO u VALUES (?, ?, ?, ?, ?)", rows)
+    want = _outcome(lambda: plain.execute(sql))
+    for _ in range(2):                                   # the first run builds operators, later ones are fused
+        assert _outcome(lambda: fused.execute(sql)) == want, sql
+    assert fuse(fused._engine._local.plans[(sql, 0)].plan.make()) is not None, sql
+    assert all(type(r) is tuple for r in want[3])
+    assert Counter(want[3]) == Counter(ref.execute(sql).fetchall()), sql
+
+
+def test_fused_scan_shapes_and_what_runs():
+    db = _scan_db(True, [(1, 5, "a", 1.0, None), (2, None, "b", None, "x"), (3, 7, None, 2.5, 4)])
+    assert db.execute("SELECT b, id FROM u WHERE a > 4").rows == [("a", 1), (None, 3)]
+    assert db.execute("SELECT b, id FROM u WHERE a > 4").rows == [("a", 1), (None, 3)]
+    assert db.execute("SELECT id FROM u WHERE a > 100").rows == []
+    assert db.execute("SELECT id FROM u WHERE a > 100").rows == []
+    empty = _scan_db(True, [])
+    for _ in range(2):
+        r = empty.execute("SELECT c, a FROM u WHERE a > 1")
+        assert (r.rows, r.column_types) == ([], ["float4", "int4"])
+    fused = ["SELECT * FROM u", "SELECT id, b FROM u WHERE a > 4", "SELECT d FROM u WHERE b LIKE 'a%'",
+             "SELECT c, a, id FROM u WHERE a > 1 AND c < 9", "SELECT * FROM u WHERE id > 1 AND a IS NOT NULL"]
+    general = ["SELECT a + 1 FROM u WHERE a > 4", "SELECT id FROM u WHERE a > 4 ORDER BY b",
+               "SELECT count(*) FROM u WHERE a > 4", "SELECT id FROM u WHERE a > 4 LIMIT 1"]
+    for sql in fused + general:
+        assert (fuse(_plan(db, sql)) is not None) == (sql in fused), sql
+
+
+def _plan(db, sql: str):
+    db.execute(sql)
+    return db._engine._local.plans[(sql, 0)].plan.make()
+
+
+def test_fused_scan_honours_cancel_and_the_deadline_and_reads_the_transaction(monkeypatch):
+    db = _scan_db(True, [(i, i % 7, "x", 1.0, None) for i in range(5000)])
+    q = "SELECT id, b FROM u WHERE a > 3"
+    assert db.execute(q).rows == db.execute(q).rows == [(i, "x") for i in range(5000) if i % 7 > 3]
+    gone = threading.Event()
+    gone.set()
+    with pytest.raises(errors.QueryCancelled):
+        db.execute(q, cancel=gone)
+    calls = []
+
+    def check(rt) -> None:                      # the deadline passes at the third leaf
+        calls.append(1)
+        if len(calls) == 3:
+            raise errors.QueryTimeout.after(rt.timeout_ms)
+    monkeypatch.setattr(Runtime, "check", check)
+    db.execute(q)
+    assert calls == []                          # no deadline, no cancel event: nothing to check
+    with pytest.raises(errors.QueryTimeout):
+        db.execute(q, timeout_ms=60_000)
+    assert len(calls) == 3
+    monkeypatch.undo()
+    with db.transaction() as tx:
+        tx.execute("INSERT INTO u VALUES (-1, 9, 'new', NULL, NULL)")
+        assert tx.execute(q).rows[:2] == [(-1, "new"), (4, "x")]
+        assert db.execute(q).rows[:1] == [(4, "x")]          # another view: main's head
+        tx.rollback()
+
+
+@pytest.mark.parametrize("op", ["=", "!=", "<", "<=", ">", ">="])
+def test_fused_scan_is_right_before_and_after_a_null_appears_anywhere(op):
+    """An ordering first runs without a NULL test and starts over with one when a NULL
+    raises: wherever the NULL is (first row, last leaf), and when NULLs come and go."""
+    rows = [(i, i % 5, f"n{i}", 0.5, None) for i in range(3000)]
+    fused, plain = _scan_db(True, rows), _scan_db(False, rows)
+    q = f"SELECT b, id FROM u WHERE a {op} 2"
+    changes = ["UPDATE u SET a = NULL WHERE id = 2999", "UPDATE u SET a = NULL WHERE id = 0",
+               "UPDATE u SET a = 1 WHERE a IS NULL", "DELETE FROM u", "INSERT INTO u VALUES (1, NULL, 'x', 1, 1)",
+               "INSERT INTO u VALUES (2, 2, 'y', 1, 1)"]
+    for change in [None] + changes:
+        for db in (fused, plain):
+            if change:
+                db.execute(change)
+        want = plain.execute(q).rows
+        assert fused.execute(q).rows == want == fused.execute(q).rows, change
+    assert want == ([("y", 2)] if op in ("=", "<=", ">=") else [])
+
+
+@pytest.mark.parametrize("width", [1, 2, 3, 4])
+def test_picker_takes_exactly_the_positions_as_a_tuple(width):
+    row = tuple(range(10, 16))
+    for positions in itertools.product(range(len(row)), repeat=width):
+        pick = picker(list(positions))
+        got = row[pick] if type(pick) is slice else pick(row)
+        assert type(got) is tuple and got == tuple(row[p] for p in positions), positions
 
 
 def test_cached_point_plans_follow_ddl_branches_and_time_travel():
