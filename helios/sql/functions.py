@@ -17,22 +17,20 @@ first, as SQLite does.
 from __future__ import annotations
 
 import re
-import struct
 from collections.abc import Callable, Iterable
-from fractions import Fraction
 from functools import lru_cache, reduce
 from itertools import accumulate
 from operator import add as _plus
 from typing import Any, Final
 
 from helios.errors import SemanticError, UnprocessableEntity
+from helios.sql.roundfloat import round_digits
 from helios.sql.values import (
     INT8_MAX,
     INT8_MIN,
     Value,
     apply_numeric_affinity,
     atof,
-    long_double,
     text_to_arith,
     text_to_numeric,
     to_blob,
@@ -693,35 +691,6 @@ fn_trim = _trimmer(str.strip)
 fn_ltrim = _trimmer(str.lstrip)
 fn_rtrim = _trimmer(str.rstrip)
 
-_AR_ROUND: Final = (5.0e-1, 5.0e-2, 5.0e-3, 5.0e-4, 5.0e-5, 5.0e-6, 5.0e-7, 5.0e-8, 5.0e-9, 5.0e-10)
-_THREE_E_MINUS_16: Final = Fraction(3e-16)
-
-
-def _round_digits(r: float, n: int) -> float:
-    """SQLite's ``%!.*f`` rounding for 0 < n <= 30, read back as a double.
-
-    SQLite adds 0.5 ulp of the last digit plus a fudge of ``r * 3e-16`` (so that
-    round(2.675, 2) is 2.68) in long double and truncates; we do the same, in
-    doubles when the answer is clearly away from a digit boundary, exactly otherwise.
-    """
-    v = -r if r < 0 else r
-    rounder = _AR_ROUND[n % 10]
-    for _ in range(n // 10):
-        rounder *= 1.0e-10
-    exponent = ((struct.unpack("<Q", struct.pack("<d", v))[0] >> 52) & 0x7FF) - 1023
-    fudge = n + int(exponent / 3) < 15  # C's truncating division
-    scale = 10 ** n
-    approx = (v + rounder + (v * 3e-16 if fudge else 0.0)) * scale
-    if approx < 1e9 and 1e-6 < approx % 1.0 < 1.0 - 1e-6:
-        digits = int(approx)
-    else:
-        if fudge:
-            rounder = float(long_double(Fraction(rounder) + long_double(Fraction(v) * _THREE_E_MINUS_16)))
-        digits = int(long_double(Fraction(v) + Fraction(rounder)) * scale)
-    result = digits / scale  # int / int is correctly rounded
-    return -result if r < 0 else result
-
-
 def fn_round(v: Value, digits: Value = 0) -> float | None:
     """round(X[, Y]): a real, rounded half away from zero to Y (0..30) decimals."""
     if v is None or digits is None:
@@ -733,7 +702,7 @@ def fn_round(v: Value, digits: Value = 0) -> float | None:
         return r  # no fractional part left to round
     if n == 0:
         return float(int(r + (-0.5 if r < 0 else 0.5)))
-    return _round_digits(r, n)
+    return round_digits(r, n)
 
 
 def fn_min(*args: Value) -> Value:
