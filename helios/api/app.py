@@ -366,15 +366,13 @@ class HeliosAPI:
             request.setHeader(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")
         who = "-" if principal is None else f"{principal.user_id}@{principal.tenant_id}"
         path, ms = request.path.decode("utf-8", "replace"), _elapsed_ms(t0)
-        # The line is the format itself, with no field to look up: twisted.logger's format-string
-        # interpreter is pure Python and costs per field. The fields stay on the event for
-        # structured (JSON) observers; braces in the path are escaped, so they print literally.
-        if "{" in path or "}" in path:
-            path_text = path.replace("{", "{{").replace("}", "}}")
-        else:
-            path_text = path
-        log.info(f"{method} {path_text} {status} {ms}ms {who}", method=method, path=path, status=status, ms=ms,
-                 who=who)
+        # The line is the format itself, with no field to look up (twisted.logger's format-string
+        # interpreter is pure Python and costs per field; braces in the path are escaped so they
+        # print literally), and it rides on the event as ``request_line`` for the daemon's
+        # observer (requestlog.py) to write as it is. The fields stay for structured observers.
+        line = f"{method} {path} {status} {ms}ms {who}"
+        text = line.replace("{", "{{").replace("}", "}}") if "{" in line or "}" in line else line
+        log.info(text, request_line=line, method=method, path=path, status=status, ms=ms, who=who)
         return data
 
     # ------------------------------------------------------------------ health and version
