@@ -251,13 +251,13 @@ class HeliosAPI:
         request.notifyFinish().addErrback(lambda _: ctx.cancel.set())   # a client that leaves cancels the work
         d = self._run(work, ctx)
         if overran is not None:
-            d.addBoth(self._judge, overran, ctx)
+            d.addCallback(self._judge, overran, ctx)       # a failure says nothing of the statement's speed
         d.addCallbacks(lambda result: self._finish(request, route, result[0], result[1], t0, principal),
                        lambda f: self._finish(request, route, *self._error(f.value, rid, f), t0, principal))
         return d
 
     def _judge(self, result: Any, shape: Any, ctx: Ctx) -> Any:
-        """After the pool's rerun of an overrun: if the rerun fit in the budget, the overrun was
+        """After the pool's rerun of an overrun answered: if it fit in the budget, the overrun was
         the reactor's (preempted, or waiting for the GIL), not the statement's: forget the shape."""
         if ctx.pool_ms is not None and ctx.pool_ms < self.inline_budget_ms:
             self._slow.pop(shape, None)

@@ -71,7 +71,7 @@ class DispatchResource(KleinResource):
     def _match(self, method: bytes, path: bytes) -> Route | None:
         """Klein's match of this method and path, or None if it is anything but a plain hit."""
         try:
-            path_info = "/" + path.decode("utf-8")
+            path_info = (path if path.startswith(b"/") else b"/" + path).decode("utf-8")   # as Klein builds it
             adapter = self._app.url_map.bind("localhost", "", path_info=path_info,
                                              default_method=method.decode("utf-8"))
             rule, kwargs = adapter.match(return_rule=True)

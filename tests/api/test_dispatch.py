@@ -69,7 +69,11 @@ REQUESTS = [
     ("GET", "/v1/branches/main/tables/t/data?limit=3&order_by=id", None),
     ("GET", "/nowhere", None), ("DELETE", "/health", None), ("PATCH", "/v1/branches/main/query", None),
     ("GET", "/v1/branches/{x}/tables", None), ("GET", "/v1/branches/a%20b/tables", None),
-    ("GET", "/v1/branches/", None), ("GET", "/health/", None),
+    ("GET", "/v1/branches/", None), ("GET", "/health/", None), ("GET", "//health", None), ("GET", "/", None),
+    ("GET", "//v1//branches", None),
+    # writes: answered through the pool's Deferred (the default runner: an already-fired one)
+    ("PUT", "/v1/branches/main/tables/t/data", {"values": {"name": "z"}, "filter": "id = 1"}),
+    ("POST", "/v1/branches/main/tables/t/data", {"rows": "bad"}), ("DELETE", "/v1/branches/ghost", None),
 ]
 
 
@@ -82,6 +86,19 @@ def test_answers_match_klein(mount: bytes | None) -> None:
             a = fast.request(method, prefix + path, json=body)
             b = klein.request(method, prefix + path, json=body)
             _same(a, b)
+
+
+def test_a_route_that_raises_gets_the_canonical_500(monkeypatch: pytest.MonkeyPatch) -> None:
+    fast, klein, api = _pair()
+
+    def broken(*a: Any, **kw: Any) -> Any:
+        raise RuntimeError("a bug")
+    monkeypatch.setattr(api, "_serve", broken)
+    for client in (fast, klein):
+        r = client.get("/version")
+        assert r.status == 500 and r.json()["error"] == "InternalServerError", r.body
+        assert "a bug" not in r.body.decode()
+    _same(fast.get("/version"), klein.get("/version"))
 
 
 def test_non_utf8_path_is_klein_answer() -> None:
