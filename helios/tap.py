@@ -9,6 +9,9 @@
 
 Services start in that order and stop in reverse, so the port closes first,
 work in flight finishes, and the database is checkpointed last.
+
+When twistd logs to stdout (``-n``), the log observer is a ``RequestLogObserver``:
+the same text, with each request's line written as it was built.
 """
 from __future__ import annotations
 
@@ -16,17 +19,20 @@ import ipaddress
 import os
 import re
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
 from twisted.application import service, strports
-from twisted.logger import Logger
+from twisted.logger import ILogObserver, Logger
 from twisted.python import usage
+from twisted.python.components import Componentized
 from twisted.python.threadpool import ThreadPool
 
 from .api.app import DEFAULT_MAX_BODY, HeliosAPI
 from .api.auth import AuthMiddleware
 from .api.ratelimit import RateLimitConfig, RateLimitMiddleware
+from .api.requestlog import RequestLogObserver
 from .api.server import DEFAULT_THREADS, StartingResource, site_for
 from .service import CheckpointService, DatabaseService, HistoryFreezeService
 from .sql.parser import parse
@@ -119,7 +125,19 @@ class HeliosService(service.MultiService):
     """The top of the tree. A shutdown asked for by SIGTERM/SIGINT that completes
     cleanly (checkpoint, close) exits 0: the stop was requested, not a crash. A second
     signal during that shutdown exits at once: the log already holds every
-    acknowledged write, so only the checkpoint is skipped (recovery replays more)."""
+    acknowledged write, so only the checkpoint is skipped (recovery replays more).
+
+    ``log_observer``, if set, becomes the application's log observer when twistd
+    attaches this service (twistd's documented ``ILogObserver`` component, read
+    when logging starts, after ``makeService``)."""
+
+    log_observer: Any = None
+
+    def setServiceParent(self, parent: Any) -> None:
+        super().setServiceParent(parent)
+        if (self.log_observer is not None and isinstance(parent, Componentized)
+                and parent.getComponent(ILogObserver, None) is None):
+            parent.setComponent(ILogObserver, self.log_observer)
 
     def startService(self) -> None:
         from twisted.internet import reactor
@@ -175,10 +193,22 @@ def first_run_admin_key(auth: AuthMiddleware, listen: str, out: Any = None) -> s
     return key
 
 
+def logs_to_stdout(options: Options) -> bool:
+    """Would twistd write its log to stdout? (``-n`` with no ``--logfile`` or ``--logfile -``,
+    and neither ``--syslog`` nor ``--logger``: then the same text can come from a
+    ``RequestLogObserver``; any other destination is left to twistd.)"""
+    twistd = getattr(options, "parent", None)
+    if twistd is None or not twistd.get("nodaemon") or twistd.get("syslog") or twistd.get("logger"):
+        return False
+    return twistd.get("logfile") in (None, "", "-")
+
+
 def makeService(options: Options) -> service.MultiService:
     data = Path(options["data"])
     data.mkdir(parents=True, exist_ok=True)
     top = HeliosService()
+    if logs_to_stdout(options):
+        top.log_observer = RequestLogObserver(sys.stdout)   # the real stdout: twistd redirects it later
     site = site_for(StartingResource(), options["max-body"])
     auth = None if options["no-auth"] else AuthMiddleware.from_env_or_default(str(data))
     if auth is not None:

@@ -89,3 +89,31 @@ def test_first_start_creates_one_admin_key(tmp_path, monkeypatch):
     assert tap.first_run_admin_key(again, "tcp:8080", io.StringIO()) is None
     monkeypatch.setenv("HELIOSDB_JWT_SECRET", "j" * 40)
     assert tap.first_run_admin_key(AuthMiddleware.from_env_or_default(str(tmp_path / "other")), "tcp:8080") is None
+
+
+def _twistd(tmp_path, *twistd_args):
+    from twisted.scripts.twistd import ServerOptions
+    config = ServerOptions()
+    config.parseOptions([*twistd_args, "helios", "--data", str(tmp_path / "d"), "--no-auth",
+                         "--listen", "tcp:0:interface=127.0.0.1"])
+    return tap.makeService(config.subOptions)
+
+
+def test_request_lines_are_written_by_the_fast_observer_only_when_twistd_logs_to_stdout(tmp_path):
+    from twisted.application import service
+    from twisted.logger import ILogObserver
+
+    from helios.api.requestlog import RequestLogObserver
+    top = _twistd(tmp_path, "-n")
+    assert isinstance(top.log_observer, RequestLogObserver)
+    app = service.Application("helios")
+    top.setServiceParent(app)
+    assert app.getComponent(ILogObserver) is top.log_observer          # what twistd's AppLogger.start reads
+    assert isinstance(_twistd(tmp_path, "-n", "--logfile", "-").log_observer, RequestLogObserver)
+    for args in (("-n", "--logfile", str(tmp_path / "x.log")), ("-n", "--syslog"), ()):
+        top = _twistd(tmp_path, *args)
+        assert top.log_observer is None, args
+        app = service.Application("helios")
+        top.setServiceParent(app)
+        assert app.getComponent(ILogObserver, None) is None             # twistd's own choice stands
+    assert tap.makeService(parse("--data", str(tmp_path / "e"), "--no-auth")).log_observer is None

@@ -12,14 +12,16 @@ Reads first try to answer on the reactor itself, under a small budget
 point query costs tens of microseconds, while the hop to a pool thread and back
 costs more than the query. A read that runs out of budget is run again in the
 pool (a read-only statement is safe to repeat) with what is left of its
-``timeout_ms``, and its text is remembered so the next one goes straight there.
+``timeout_ms``, and its text is remembered so the next one goes straight there -
+unless that rerun fits in the budget: then the reactor thread was preempted (or
+waited for the GIL), which says nothing about the statement, and on a busy
+machine one such stall would send every point query to the pool for ``_SLOW_FOR_S``.
 The reactor is never held for more than the budget, so ``/health`` stays prompt.
 """
 from __future__ import annotations
 
 import itertools
 import time
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from klein import Klein
@@ -31,6 +33,7 @@ from .. import __version__
 from ..embedded import EmbeddedDatabase
 from ..errors import (BadRequest, HeliosError, PayloadTooLarge, QueryCancelled, QueryTimeout, TooManyRequests,
                       Unauthorized)
+from .dispatch import DispatchResource
 from .metrics import ApiMetrics
 from .render import dumps, loads_object, rows_as
 
@@ -45,6 +48,7 @@ MAX_INLINE_SQL = 4096                 # longer statements are parsed in the pool
 _SLOW_MEMORY = 1024                   # how many offloaded read shapes are remembered ...
 _SLOW_FOR_S = 10.0                    # ... and for how long (a GC pause must not exile a point query for good)
 _request_ids = itertools.count(1)
+_QUERY_FIELDS = frozenset({"sql", "params", "timeout_ms", "as_of", "row_format"})
 
 
 class CancelFlag:
@@ -69,16 +73,20 @@ class Offload(Exception):
     """Inline work ran out of its reactor budget: run it again in the thread pool."""
 
 
-@dataclass
 class Ctx:
-    """What a route's work function needs: the parsed body, query args and the caller."""
+    """What a route's work function needs: the parsed body, query args and the caller.
+    (A plain class with slots: a dataclass with factories was measurable per request.)"""
 
-    request: Any
-    body: dict = field(default_factory=dict)
-    author: Any = None
-    cancel: CancelFlag = field(default_factory=CancelFlag)
-    budget_ms: int | None = None     # set while the work runs inline on the reactor
-    spent_ms: float = 0.0            # what an inline attempt used before it was offloaded
+    __slots__ = ("request", "body", "author", "cancel", "budget_ms", "spent_ms", "pool_ms")
+
+    def __init__(self, request: Any, body: dict | None = None) -> None:
+        self.request = request
+        self.body: dict = {} if body is None else body
+        self.author: Any = None
+        self.cancel = CancelFlag()
+        self.budget_ms: int | None = None     # set while the work runs inline on the reactor
+        self.spent_ms = 0.0                   # what an inline attempt used before it was offloaded
+        self.pool_ms: float | None = None     # how long the pool's rerun of an overrun took
 
     def arg(self, name: str) -> str | None:
         values = self.request.args.get(name.encode())
@@ -101,7 +109,9 @@ class Ctx:
             raise Offload from None
 
 
-def _fields(body: dict, allowed: set[str], where: str) -> None:
+def _fields(body: dict, allowed: set[str] | frozenset[str], where: str) -> None:
+    if allowed.issuperset(body):
+        return
     unknown = sorted(set(body) - allowed)
     if unknown:
         raise BadRequest(f"unknown field{'s' if len(unknown) > 1 else ''} in {where}: {', '.join(unknown)}; "
@@ -147,6 +157,17 @@ def _merge_json(r: Any) -> dict:
     return d
 
 
+def _timed(work: Callable[["Ctx"], tuple[int, Any]]) -> Callable[["Ctx"], tuple[int, Any]]:
+    """``work`` that records in ``ctx.pool_ms`` how long it ran (in the pool, for ``_judge``)."""
+    def timed(ctx: Ctx) -> tuple[int, Any]:
+        started = time.perf_counter()
+        try:
+            return work(ctx)
+        finally:
+            ctx.pool_ms = (time.perf_counter() - started) * 1000
+    return timed
+
+
 def _elapsed_ms(t0: float) -> float:
     return round((time.perf_counter() - t0) * 1000, 3)
 
@@ -179,7 +200,7 @@ class HeliosAPI:
 
     def resource(self) -> Any:
         """An IResource serving the API: mount it anywhere in a twisted.web site."""
-        return self.app.resource()
+        return DispatchResource(self.app, self._unhandled)
 
     # ------------------------------------------------------------------ the common path
     def _serve(self, request: IRequest, route: str, need: str | None, work: Callable[[Ctx], tuple[int, Any]], *,
@@ -217,15 +238,30 @@ class HeliosAPI:
                 ctx.spent_ms = (time.perf_counter() - started) * 1000
                 ctx.budget_ms = None
                 self._remember_slow(shape)
+                return self._offload(request, route, _timed(work), ctx, rid, t0, principal, shape)
             except Exception as exc:  # noqa: BLE001
                 return self._finish(request, route, *self._error(exc, rid), t0, principal)
             else:
                 return self._finish(request, route, status, payload, t0, principal)
+        return self._offload(request, route, work, ctx, rid, t0, principal)
+
+    def _offload(self, request: IRequest, route: str, work: Callable[[Ctx], tuple[int, Any]], ctx: Ctx, rid: int,
+                 t0: float, principal: Any, overran: Any = None) -> defer.Deferred:
+        """Run ``work`` in the pool; ``overran``: the shape whose inline attempt overran the budget."""
         request.notifyFinish().addErrback(lambda _: ctx.cancel.set())   # a client that leaves cancels the work
         d = self._run(work, ctx)
+        if overran is not None:
+            d.addCallback(self._judge, overran, ctx)       # a failure says nothing of the statement's speed
         d.addCallbacks(lambda result: self._finish(request, route, result[0], result[1], t0, principal),
                        lambda f: self._finish(request, route, *self._error(f.value, rid, f), t0, principal))
         return d
+
+    def _judge(self, result: Any, shape: Any, ctx: Ctx) -> Any:
+        """After the pool's rerun of an overrun answered: if it fit in the budget, the overrun was
+        the reactor's (preempted, or waiting for the GIL), not the statement's: forget the shape."""
+        if ctx.pool_ms is not None and ctx.pool_ms < self.inline_budget_ms:
+            self._slow.pop(shape, None)
+        return result
 
     def _remember_slow(self, shape: Any) -> None:
         self._slow.pop(shape, None)
@@ -269,6 +305,8 @@ class HeliosAPI:
             self._apply([self.heavy_rate_limit.check("heavy:" + self._key(request, principal)[1])], request)
 
     def _limit(self, request: IRequest, principal: Any, heavy: bool) -> None:
+        if self.rate_limit is None and self.public_rate_limit is None and (not heavy or self.heavy_rate_limit is None):
+            return                                        # rate limiting is off: no key to build
         limiter, key = self._key(request, principal)
         decisions = []
         if limiter is not None:
@@ -311,7 +349,8 @@ class HeliosAPI:
     def _finish(self, request: IRequest, route: str, status: int, payload: Any, t0: float,
                 principal: Any) -> bytes:
         request.setResponseCode(status)
-        self.metrics.observe(route, request.method.decode(), status, time.perf_counter() - t0)
+        method = request.method.decode()
+        self.metrics.observe(route, method, status, time.perf_counter() - t0)
         if status == 429:
             retry = request.responseHeaders.getRawHeaders(b"retry-after")
             if not retry:
@@ -326,11 +365,14 @@ class HeliosAPI:
         if isinstance(payload, bytes) and status < 400:
             request.setHeader(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")
         who = "-" if principal is None else f"{principal.user_id}@{principal.tenant_id}"
-        method, path, ms = request.method.decode(), request.path.decode("utf-8", "replace"), _elapsed_ms(t0)
-        # One pre-formatted field: twisted.logger's format-string interpreter is pure Python and
-        # costs per field; the fields stay on the event for structured (JSON) observers.
-        log.info("{request_line}", request_line=f"{method} {path} {status} {ms}ms {who}",
-                 method=method, path=path, status=status, ms=ms, who=who)
+        path, ms = request.path.decode("utf-8", "replace"), _elapsed_ms(t0)
+        # The line is the format itself, with no field to look up (twisted.logger's format-string
+        # interpreter is pure Python and costs per field; braces in the path are escaped so they
+        # print literally), and it rides on the event as ``request_line`` for the daemon's
+        # observer (requestlog.py) to write as it is. The fields stay for structured observers.
+        line = f"{method} {path} {status} {ms}ms {who}"
+        text = line.replace("{", "{{").replace("}", "}}") if "{" in line or "}" in line else line
+        log.info(text, request_line=line, method=method, path=path, status=status, ms=ms, who=who)
         return data
 
     # ------------------------------------------------------------------ health and version
@@ -462,7 +504,7 @@ class HeliosAPI:
                                                                author=ctx.author))
 
     # ------------------------------------------------------------------ SQL
-    def _sql_fields(self, body: dict, allowed: set[str]) -> tuple[str, Any, int]:
+    def _sql_fields(self, body: dict, allowed: set[str] | frozenset[str]) -> tuple[str, Any, int]:
         _fields(body, allowed, "the request")
         sql = body.get("sql")
         if not isinstance(sql, str) or not sql.strip():
@@ -477,7 +519,7 @@ class HeliosAPI:
         def work(ctx: Ctx) -> tuple[int, Any]:
             t0 = time.perf_counter()
             body = ctx.body
-            sql, params, timeout = self._sql_fields(body, {"sql", "params", "timeout_ms", "as_of", "row_format"})
+            sql, params, timeout = self._sql_fields(body, _QUERY_FIELDS)
             as_of = body.get("as_of")
             if as_of is not None:
                 if not isinstance(as_of, dict) or as_of.get("type") != "timestamp" or set(as_of) != {"type", "value"}:

@@ -53,6 +53,8 @@ def _depth(v: Any, level: int = 1) -> int:
 
 def unique_names(columns: Sequence[str]) -> list[str]:
     """Column names made unique for object rows: a, a_2, a_3 (so no value is dropped)."""
+    if len(set(columns)) == len(columns):
+        return list(columns)                  # the common case, decided in C
     seen: dict[str, int] = {}
     taken = set(columns)
     out = []

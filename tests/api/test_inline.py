@@ -180,3 +180,37 @@ def test_cancel_flag() -> None:
     assert not flag.is_set()
     flag.set()
     assert flag.is_set()
+
+
+STALL_BUDGET = 200     # ms: the pool's rerun of a point query fits in it even on a loaded machine
+
+
+class StallingDb(CountingDb):
+    """The inline attempt overruns its budget without doing the work (as when the reactor
+    thread is preempted, or waits for the GIL): the statement itself is fast."""
+
+    def __init__(self, path: str, stalls: int) -> None:
+        super().__init__(path)
+        self.stalls = stalls
+
+    def query(self, sql: str, params: Any = None, **kw: Any) -> Any:
+        if self.stalls and kw.get("timeout_ms") == STALL_BUDGET:
+            self.stalls -= 1
+            self.queries.append(STALL_BUDGET)
+            raise QueryTimeout.after(STALL_BUDGET)
+        return super().query(sql, params, **kw)
+
+
+def test_a_stall_on_the_reactor_does_not_exile_a_fast_statement() -> None:
+    db = StallingDb(":memory:", stalls=1)
+    db.execute("CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT)")
+    db.execute("INSERT INTO users VALUES (7, 'u7')")
+    runner = CountingRunner()
+    client, api = make_client(db, run=runner, inline_budget_ms=STALL_BUDGET)
+    r = client.post("/v1/branches/main/query", json=POINT)
+    assert r.status == 200 and r.json()["rows"] == [{"id": 7, "name": "u7"}]
+    assert runner.calls == 1 and db.queries[0] == STALL_BUDGET   # overran inline, answered by the pool ...
+    assert api._slow == {}                               # ... whose quick rerun cleared the shape
+    r = client.post("/v1/branches/main/query", json=POINT)
+    assert r.status == 200 and runner.calls == 1         # so the next one runs inline again
+    assert db.queries[-1] == STALL_BUDGET
