@@ -30,7 +30,7 @@ from .operators import (UNBOUNDED, ColumnOrder, Distinct, Filter, HashAggregate,
                         IndexScan, KeyLookup, Limit, NestedLoopJoin, Operator, Project, Rows, SetOp, Sort,
                         TableScan, TopN, Values, run_all)
 from .runtime import Runtime
-from .scope import ColumnInfo, Scope
+from .scope import ColumnInfo, Scope, derived_column_names
 
 Factory = Callable[[], Operator]
 NO_BOUND = object()          # a lookup value whose type can never equal the key's
@@ -589,7 +589,7 @@ class Planner:
         if isinstance(node, ast.SubqueryRef):
             plan = self.plan_query(node.query, outer)
             alias = node.alias or f"subquery{id(node)}"
-            cols = [ColumnInfo(n, alias, t) for n, t in zip(plan.columns, plan.types)]
+            cols = [ColumnInfo(n, alias, t) for n, t in zip(derived_column_names(plan.columns), plan.types)]
             return Source(alias, cols, subplan=plan)
         if not isinstance(node, ast.TableRef):
             raise SemanticError(f"unexpected FROM item {type(node).__name__}")
@@ -603,7 +603,7 @@ class Planner:
             query, names = view
             plan = self.plan_query(query, None)
             names = list(names) or plan.columns
-            cols = [ColumnInfo(n, alias, t) for n, t in zip(names, plan.types)]
+            cols = [ColumnInfo(n, alias, t) for n, t in zip(derived_column_names(names), plan.types)]
             return Source(alias, cols, subplan=plan)
         schema = self.catalog.schema(node.name)
         cols = [ColumnInfo(c.name, alias, c.type or None) for c in schema.columns]
