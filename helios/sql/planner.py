@@ -23,6 +23,7 @@ from ..errors import (HeliosError, InvalidParameter, NotImplementedFeature, Sema
                       UnknownTable)
 from . import ast
 from . import functions as fn
+from .affinity import column_operands
 from .ast_printer import to_sql
 from .catalog import Catalog, family
 from .compile import Compiled, Compiler, all_of, contains_aggregate, is_aggregate_call, walk
@@ -545,8 +546,14 @@ class Planner:
         rt, rwidth = self.rt, len(rscope.columns)
         residual = self._conjunction([self.compiler.predicate(c, joined) for c in rest]) if rest else None
         if lkeys:
-            lk = self._key_fn([self.compiler.compile(e, lscope) for e in lkeys])
-            rk = self._key_fn([self.compiler.compile(e, rscope) for e in rkeys])
+            lfs = [self.compiler.compile(e, lscope) for e in lkeys]
+            rfs = [self.compiler.compile(e, rscope) for e in rkeys]
+            for i, (le, re_) in enumerate(zip(lkeys, rkeys)):     # '1' = 1 between columns
+                if isinstance(le, ast.ColumnRef) and isinstance(re_, ast.ColumnRef):
+                    lfs[i], rfs[i] = column_operands(self.compiler.static_type(le, lscope),
+                                                     self.compiler.static_type(re_, rscope), lfs[i], rfs[i])
+            lk = self._key_fn(lfs)
+            rk = self._key_fn(rfs)
             return HashJoinPlan(rt, lmake, rmake, lk, rk, kind, lscope, rscope, residual)
         return lambda: NestedLoopJoin(rt, lmake(), rmake(), kind, rwidth, residual)
 
