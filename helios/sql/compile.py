@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterable, NamedTuple, Sequence
 from ..errors import HeliosError, SemanticError
 from . import ast
 from . import functions as fn
+from .affinity import column_operands, numeric_affinity, text_meets_numeric
 from .runtime import Runtime
 from .scope import Scope
 from .values import apply_numeric_affinity, declared_type_to_name, to_text, value_type_name
@@ -245,6 +246,8 @@ class Compiler:
             left, right = self._affinity(left, right, scope), self._affinity(right, left, scope)
         a = self._sub(left, scope, agg_map)
         b = self._sub(right, scope, agg_map)
+        if e.op in _COMPARE_OPS and isinstance(left, ast.ColumnRef) and isinstance(right, ast.ColumnRef):
+            a, b = column_operands(self.static_type(left, scope), self.static_type(right, scope), a, b)
         if e.op in ("=", "!=", "<", "<=", ">", ">="):
             fast = self._fast_compare(e.op, left, right, a, b, scope)
             if fast is not None:
@@ -263,15 +266,17 @@ class Compiler:
 
     def _affinity(self, e: ast.Expr, other: ast.Expr, scope: Scope) -> ast.Expr:
         """SQLite's comparison affinity for a literal compared with a typed column:
-        text beside a numeric column reads as a number, a number beside text as text."""
-        if not isinstance(e, ast.Literal) or e.value is None:
+        text beside a numeric column reads as a number, a number beside text as text
+        (a signed number such as ``-1`` is a literal here too)."""
+        lit = _signed_number(e) if isinstance(e, ast.UnaryOp) else e
+        if not isinstance(lit, ast.Literal) or lit.value is None:
             return e
         t = self.static_type(other, scope) if isinstance(other, ast.ColumnRef) else None
-        if t in _NUMERIC and isinstance(e.value, str):
-            v = apply_numeric_affinity(e.value)
-            return ast.Literal(v) if v is not e.value else e
-        if t == "text" and isinstance(e.value, (int, float)) and not isinstance(e.value, bool):
-            return ast.Literal(to_text(e.value))
+        if t in _NUMERIC and isinstance(lit.value, str):
+            v = apply_numeric_affinity(lit.value)
+            return ast.Literal(v) if v is not lit.value else e
+        if t == "text" and isinstance(lit.value, (int, float)) and not isinstance(lit.value, bool):
+            return ast.Literal(to_text(lit.value))
         return e
 
     def _fast_typed(self, left: ast.Expr, right: ast.Expr, scope: Scope) -> bool:
@@ -491,6 +496,12 @@ class Compiler:
         if len(plan.columns) != 1:
             raise SemanticError(f"sub-select returns {len(plan.columns)} columns - expected 1")
         rt, key, cell = self.rt, object(), scope.cell
+        # Comparison affinity, as in SQLite: text beside a numeric column reads as a number,
+        # be it the subquery's values or the operand (beside a bare numeric column).
+        operand_type = self.static_type(e.operand, scope) if isinstance(e.operand, ast.ColumnRef) else None
+        members_to_number = text_meets_numeric(plan.types[0], operand_type)
+        if text_meets_numeric(operand_type, plan.types[0]) and _selects_one_column(e.query):
+            v = numeric_affinity(v)
 
         def members(row: Row) -> tuple[frozenset, bool]:
             """The subquery's non-NULL values (Python's == already keeps 1 and '1'
@@ -505,6 +516,8 @@ class Compiler:
                 values = [r[0] for r in plan.run(None)]
             finally:
                 cell[0] = saved
+            if members_to_number:
+                values = [apply_numeric_affinity(x) for x in values]
             non_null = frozenset(x for x in values if x is not None)
             result = (non_null, any(x is None for x in values))
             if not plan.correlated:
@@ -524,6 +537,19 @@ class Compiler:
         if e.negated:
             return lambda row: None if (m := member(row)) is None else 1 - m
         return member
+
+
+def _signed_number(e: ast.UnaryOp) -> ast.Expr:
+    """``-1`` or ``+2.5`` as the literal it evaluates to; any other prefix operation unchanged."""
+    if e.op in ("-", "+") and isinstance(e.operand, ast.Literal) and type(e.operand.value) in (int, float):
+        v = e.operand.value
+        return ast.Literal(fn.neg(v) if e.op == "-" else v)
+    return e
+
+
+def _selects_one_column(q: ast.Query) -> bool:
+    """Is ``q`` a SELECT of a bare column (which has its column's affinity)?"""
+    return isinstance(q, ast.Select) and len(q.items) == 1 and isinstance(q.items[0].expr, ast.ColumnRef)
 
 
 BatchFilter = Callable[[list], list]

@@ -23,6 +23,7 @@ from ..errors import (HeliosError, InvalidParameter, NotImplementedFeature, Sema
                       UnknownTable)
 from . import ast
 from . import functions as fn
+from .affinity import column_operands
 from .ast_printer import to_sql
 from .catalog import Catalog, family
 from .compile import Compiled, Compiler, all_of, contains_aggregate, is_aggregate_call, walk
@@ -30,7 +31,7 @@ from .operators import (UNBOUNDED, ColumnOrder, Distinct, Filter, HashAggregate,
                         IndexScan, KeyLookup, Limit, NestedLoopJoin, Operator, Project, Rows, SetOp, Sort,
                         TableScan, TopN, Values, run_all)
 from .runtime import Runtime
-from .scope import ColumnInfo, Scope
+from .scope import ColumnInfo, Scope, derived_column_names
 
 Factory = Callable[[], Operator]
 NO_BOUND = object()          # a lookup value whose type can never equal the key's
@@ -545,8 +546,14 @@ class Planner:
         rt, rwidth = self.rt, len(rscope.columns)
         residual = self._conjunction([self.compiler.predicate(c, joined) for c in rest]) if rest else None
         if lkeys:
-            lk = self._key_fn([self.compiler.compile(e, lscope) for e in lkeys])
-            rk = self._key_fn([self.compiler.compile(e, rscope) for e in rkeys])
+            lfs = [self.compiler.compile(e, lscope) for e in lkeys]
+            rfs = [self.compiler.compile(e, rscope) for e in rkeys]
+            for i, (le, re_) in enumerate(zip(lkeys, rkeys)):     # '1' = 1 between columns
+                if isinstance(le, ast.ColumnRef) and isinstance(re_, ast.ColumnRef):
+                    lfs[i], rfs[i] = column_operands(self.compiler.static_type(le, lscope),
+                                                     self.compiler.static_type(re_, rscope), lfs[i], rfs[i])
+            lk = self._key_fn(lfs)
+            rk = self._key_fn(rfs)
             return HashJoinPlan(rt, lmake, rmake, lk, rk, kind, lscope, rscope, residual)
         return lambda: NestedLoopJoin(rt, lmake(), rmake(), kind, rwidth, residual)
 
@@ -589,7 +596,7 @@ class Planner:
         if isinstance(node, ast.SubqueryRef):
             plan = self.plan_query(node.query, outer)
             alias = node.alias or f"subquery{id(node)}"
-            cols = [ColumnInfo(n, alias, t) for n, t in zip(plan.columns, plan.types)]
+            cols = [ColumnInfo(n, alias, t) for n, t in zip(derived_column_names(plan.columns), plan.types)]
             return Source(alias, cols, subplan=plan)
         if not isinstance(node, ast.TableRef):
             raise SemanticError(f"unexpected FROM item {type(node).__name__}")
@@ -603,7 +610,7 @@ class Planner:
             query, names = view
             plan = self.plan_query(query, None)
             names = list(names) or plan.columns
-            cols = [ColumnInfo(n, alias, t) for n, t in zip(names, plan.types)]
+            cols = [ColumnInfo(n, alias, t) for n, t in zip(derived_column_names(names), plan.types)]
             return Source(alias, cols, subplan=plan)
         schema = self.catalog.schema(node.name)
         cols = [ColumnInfo(c.name, alias, c.type or None) for c in schema.columns]

@@ -9,6 +9,7 @@ scope on the way as correlated, so uncorrelated subqueries can be run once.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from ..errors import SemanticError, UnknownColumn
@@ -20,6 +21,26 @@ class ColumnInfo:
     table: str | None          # the alias (or table name) that qualifies it
     type: str | None = None    # client type name (int4, text, ...) when known statically
     hidden: bool = False       # not part of SELECT * (e.g. the right side of USING)
+
+
+def derived_column_names(names: list[str]) -> list[str]:
+    """The column names of a derived table (a subquery in FROM, or a view), made distinct
+    as SQLite makes them: a repeated name gets ``:1``, ``:2``... (``a, a`` -> ``a, a:1``).
+
+    A query may repeat a result name (``SELECT a, a``); a table built from it may not,
+    or ``SELECT *`` over it could not tell its columns apart.
+    """
+    taken: set[str] = set()
+    out: list[str] = []
+    for name in names:
+        unique, n = name, 0
+        base = re.sub(r"(?<=.):[0-9]+$", "", name)      # a clash replaces an old ":N" suffix
+        while unique.lower() in taken:
+            n += 1
+            unique = f"{base}:{n}"
+        taken.add(unique.lower())
+        out.append(unique)
+    return out
 
 
 class Scope:
