@@ -67,7 +67,10 @@ def _resolve(fsync: FsyncFn | None) -> FsyncFn:
 
 def write_all(fd: int, data: bytes | memoryview) -> None:
     """``os.write`` until every byte is written: a short write is not an error."""
-    view = memoryview(data)
+    written = os.write(fd, data)
+    if written == len(data):            # the usual case: one call, no view
+        return
+    view = memoryview(data)[written:]
     while view:
         written = os.write(fd, view)
         view = view[written:]

@@ -52,6 +52,8 @@ MAX_SECONDS = 253_402_300_799          # 9999-12-31T23:59:59Z: a bound every cli
 
 def to_micros(seconds: float) -> int:
     """Unix seconds -> microseconds; a moment outside years 1970-9999 (or NaN) is a bad request."""
+    if type(seconds) is float and 0.0 <= seconds <= MAX_SECONDS:     # the clock's case: every commit
+        return round(seconds * 1_000_000)
     if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or \
             not (0 <= seconds <= MAX_SECONDS):          # NaN fails every comparison
         raise InvalidParameter(f"a point in time must be Unix seconds between 0 and {MAX_SECONDS}, "
@@ -107,7 +109,8 @@ class WriteBlock:
         store = self._store
         store._wlock.acquire()
         try:
-            store._check_writable()
+            if store._closed or store._failed is not None:
+                store._check_writable()
             b = store._branch(self._branch)
             if b.read_only:
                 raise ReadOnlyBranch(f"branch {self._branch!r} is read-only")
@@ -324,7 +327,9 @@ class Store:
 
     # ---------------------------------------------------------------- helpers
     def _next_ts(self) -> int:
-        ts = max(to_micros(self._clock()), self._last_ts + 1)
+        ts = to_micros(self._clock())
+        if ts <= self._last_ts:
+            ts = self._last_ts + 1
         self._last_ts = ts
         return ts
 
@@ -375,9 +380,13 @@ class Store:
         seq = self._next_seq
         self._next_seq += 1
         author = tuple(author) if author is not None else None
-        ticket = self._log_record(("c", b.name, seq, ts, author, kind,
-                                   merge_parent.seq if merge_parent is not None else None, ops))
-        parents = (b.tip,) + ((merge_parent,) if merge_parent is not None else ())
+        tip = b.tip
+        if merge_parent is None:
+            ticket = self._log_record(("c", b.name, seq, ts, author, kind, None, ops))
+            parents: tuple[Commit, ...] = (tip,)
+        else:
+            ticket = self._log_record(("c", b.name, seq, ts, author, kind, merge_parent.seq, ops))
+            parents = (tip, merge_parent)
         c = Commit(seq, ts, state, parents, author, kind)
         b.add(c)
         self._by_seq[seq] = c
@@ -420,7 +429,8 @@ class Store:
         """An autocommit write: ``with store.write() as tx`` holds the writer lock, so it never
         conflicts. Commits when the block ends normally (and returns after the fsync), rolls
         back if it raises."""
-        self._check_writable()
+        if self._closed or self._failed is not None:
+            self._check_writable()
         return WriteBlock(self, branch, author)
 
     def begin(self, branch: str = MAIN, author: Any = None) -> Transaction:

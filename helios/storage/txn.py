@@ -37,7 +37,7 @@ class Transaction(StateView):
                  resolve: Callable[[int], Any] | None = None, track: bool = True) -> None:
         """``track=False`` skips recording written keys: a transaction holding the writer
         lock is never rebased, so it needs no conflict checks (and saves memory per row)."""
-        super().__init__(base_state)
+        self.state = base_state                # StateView's one slot, set directly: a commit per call
         self.branch = branch
         self.author = author
         self.base = base                       # the commit this transaction started from
@@ -111,8 +111,12 @@ class Transaction(StateView):
 
     # -- high-level writes (validate, then apply physical ops) ---------------------
     def _table(self, name: str) -> Table:
-        self._check_open()
-        return self.table(name)
+        if self.done:
+            self._check_open()
+        try:
+            return self.state.tables[name]
+        except KeyError:
+            return self.table(name)            # raises UnknownTable
 
     def create_table(self, schema: TableSchema) -> None:
         self._check_open()
@@ -152,23 +156,26 @@ class Transaction(StateView):
         self.apply_op(("di", table, name))
 
     def insert(self, table: str, row: Row, key: Any = None) -> Any:
-        t, key = self._table(table).insert(tuple(row), key)
-        self._record_put(table, t, key)
+        row = tuple(row)
+        t, key = self._table(table).insert(row, key)
+        self._record_put(table, t, key, row)
         return key
 
     def replace(self, table: str, row: Row, key: Any = None) -> Any:
-        t, key, removed = self._table(table).replace(tuple(row), key)
+        row = tuple(row)
+        t, key, removed = self._table(table).replace(row, key)
         for k in removed:
             if k != key:
                 self.apply_op(("d", table, k))
-        self._record_put(table, t, key)
+        self._record_put(table, t, key, row)
         return key
 
     def update(self, table: str, key: Any, row: Row) -> Any:
-        t, new_key = self._table(table).update(key, tuple(row))
+        row = tuple(row)
+        t, new_key = self._table(table).update(key, row)
         if new_key != key:
             self.apply_op(("d", table, key))
-        self._record_put(table, t, new_key)
+        self._record_put(table, t, new_key, row)
         return new_key
 
     def delete(self, table: str, key: Any) -> bool:
@@ -193,9 +200,9 @@ class Transaction(StateView):
         self._check_open()
         self.apply_op(("so", name, value))
 
-    def _record_put(self, table: str, t: Table, key: Any) -> None:
-        # The table already holds the row (constraints were checked); log the physical put.
-        row = t.rows.get(key)
+    def _record_put(self, table: str, t: Table, key: Any, row: Row) -> None:
+        """Log the physical put of ``row``, which ``t`` already holds at ``key`` (constraints
+        were checked): the tuple the table stored, so no lookup is needed to log it."""
         self.state = self.state.with_table(table, t)
         self.ops.append(("p", table, key, row))
         if self.track:

@@ -212,7 +212,8 @@ class LogWriter:
         """
         record = encode_record(payload)
         with self._lock:
-            self._raise_if_unusable()
+            if self._failed is not None or self._closed:
+                self._raise_if_unusable()
             self._buffer.append(record)
             self._appended += 1
             return self._appended
@@ -240,7 +241,11 @@ class LogWriter:
             waiter.acquire()
             index = len(group)
             group.append(waiter)
-        interrupted = _wait(waiter)                     # until the flush is over: done or failed
+        try:
+            waiter.acquire()                            # until the flush is over: done or failed
+            interrupted = None
+        except BaseException as exc:  # noqa: BLE001 - re-raised below, after the hand-on
+            interrupted = _wait(waiter, exc)
         if index + 1 < len(group):                      # the group is complete now: wake the next one
             group[index + 1].release()
         if interrupted is not None:
@@ -434,14 +439,14 @@ def _wake(group: list[LockType]) -> None:
         group[0].release()
 
 
-def _wait(waiter: LockType) -> BaseException | None:
+def _wait(waiter: LockType, interrupted: BaseException | None = None) -> BaseException | None:
     """Block until ``waiter`` is released; an exception meanwhile (Ctrl-C) is returned, not raised.
 
     A committer must not leave before its turn in the wake-up chain, or every
     committer after it in the group would sleep forever: so an interrupt waits
     for the flush in progress (one fsync) and is raised after the hand-on.
+    ``interrupted`` is an exception that already cut a first wait short.
     """
-    interrupted: BaseException | None = None
     while True:
         try:
             waiter.acquire()

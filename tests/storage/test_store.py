@@ -417,3 +417,62 @@ def test_reads_stay_consistent_while_retention_prunes(tmp_path):
         t.join()
     assert not errors_seen, errors_seen[:1]
     db.close()
+
+
+@pytest.mark.parametrize("write", ["insert", "replace", "update"])
+def test_the_logged_put_is_the_row_the_table_stores(write):
+    """A put op logs the row the table stored (without looking it up again): a tuple even when
+    the caller passed a list, so replaying the ops rebuilds the same rows."""
+    from helios.storage.txn import apply_op
+    s = Store(":memory:")
+    with s.write() as tx:
+        tx.create_table(users_schema(unique_email=True))
+        tx.insert("users", (1, "a", "a@x.io"))
+        tx.insert("users", (2, "b", "b@x.io"))
+    base = s.snapshot().commit.state
+    tx = s.begin()
+    if write == "insert":
+        key = tx.insert("users", [3, "c", "c@x.io"])
+    elif write == "replace":
+        key = tx.replace("users", [3, "c", "b@x.io"])          # clashes with row 2 on the unique email
+    else:
+        key = tx.update("users", 1, [1, "z", "z@x.io"])
+    put = tx.ops[-1]
+    stored = tx.get("users", key)
+    assert put == ("p", "users", key, stored) and type(put[3]) is tuple
+    replayed = base
+    for op in tx.ops:
+        replayed = apply_op(replayed, op)
+    assert dict(zip(*next(replayed.tables["users"].rows.batches()))) == \
+        dict(zip(*next(tx.state.tables["users"].rows.batches())))
+    tx.rollback()
+    s.close()
+
+
+def test_to_micros_fast_path_matches_the_checks():
+    """Floats in range take a fast path; it must give the general path's answers and errors."""
+    import math
+    import random
+    from helios.storage.store import MAX_SECONDS, to_micros
+    rng = random.Random(5)
+    for x in [0.0, 1e-7, 0.4999999, 1_700_000_000.123456, float(MAX_SECONDS)] + \
+            [rng.uniform(0, MAX_SECONDS) for _ in range(1000)]:
+        assert to_micros(x) == int(round(x * 1_000_000)) and type(to_micros(x)) is int
+    assert to_micros(1_700_000_000) == 1_700_000_000_000_000
+    for bad in [-0.5, math.nan, math.inf, -math.inf, MAX_SECONDS + 1.0, True, "1", None]:
+        with pytest.raises(errors.InvalidParameter):
+            to_micros(bad)
+
+
+def test_commit_timestamps_stay_strictly_increasing_when_the_clock_stalls_or_steps_back(clock):
+    s = Store(":memory:", clock=clock)
+    with s.write() as tx:
+        tx.create_table(users_schema())
+    stamps = []
+    for i, step in enumerate([0, 0, -5, 0.000_000_1, 3, -1]):
+        clock.advance(step)
+        with s.write() as tx:
+            tx.insert("users", (i, "n", "e"))
+        stamps.append(s.snapshot().commit.ts)
+    assert all(a < b for a, b in zip(stamps, stamps[1:])), stamps
+    s.close()

@@ -592,6 +592,71 @@ def test_an_interrupted_wait_still_passes_the_wake_up_on() -> None:
     assert isinstance(interrupted, KeyboardInterrupt) and waiter.calls == 2
 
 
+def test_a_committer_interrupted_in_its_wait_raises_after_passing_the_wake_up_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``sync``'s own wait: Ctrl-C in the first committer of a group still wakes the second."""
+    from _thread import allocate_lock as real_allocate_lock
+
+    class InterruptedOnce:
+        """A lock whose first blocking wait raises KeyboardInterrupt (the take does not block)."""
+
+        def __init__(self) -> None:
+            self.lock = real_allocate_lock()
+            self.calls = 0
+
+        def acquire(self) -> bool:
+            self.calls += 1
+            if self.calls == 2:
+                raise KeyboardInterrupt
+            return self.lock.acquire()
+
+        def release(self) -> None:
+            self.lock.release()
+
+    interrupting = InterruptedOnce()
+    handed_out = []
+
+    def allocate() -> object:
+        lock = interrupting if not handed_out else real_allocate_lock()
+        handed_out.append(lock)
+        return lock
+
+    spy = FsyncSpy()
+    writer = LogWriter(tmp_path, 1, fsync=spy)
+    created, spy.delay = spy.calls, 0.3                 # the header's fsyncs are done; flushes are slow
+    outcomes: dict[str, object] = {}
+
+    def commit(name: str) -> None:
+        try:
+            outcomes[name] = writer.append_and_sync(name.encode())
+        except BaseException as exc:  # noqa: BLE001 - the outcome under test
+            outcomes[name] = exc
+
+    def wait_for(condition) -> None:
+        deadline = time.monotonic() + 10
+        while not condition():
+            assert time.monotonic() < deadline
+            time.sleep(0.001)
+
+    monkeypatch.setattr(wal, "allocate_lock", allocate)
+    first = threading.Thread(target=commit, args=("a",), daemon=True)   # a broken hand-on must not hang pytest
+    first.start()
+    wait_for(lambda: spy.calls > created)               # its inline flush is under way
+    threads = [first]
+    for name, queued in (("b", 1), ("c", 2)):
+        thread = threading.Thread(target=commit, args=(name,), daemon=True)
+        thread.start()
+        threads.append(thread)
+        wait_for(lambda: len(handed_out) == queued)
+    for thread in threads:
+        thread.join(timeout=10)
+        assert not thread.is_alive()
+    assert outcomes["a"] == 1 and outcomes["c"] == 3
+    assert isinstance(outcomes["b"], KeyboardInterrupt) and interrupting.calls == 3
+    writer.close()
+    assert read_segment(segment_path(tmp_path, 1)) == [b"a", b"b", b"c"]
+
+
 # -- fileio -------------------------------------------------------------------------------------------
 
 def test_atomic_write_replaces_content(tmp_path: Path) -> None:
