@@ -134,25 +134,28 @@ def doltlite_worker(spec: dict) -> dict:
     out: dict[str, Any] = {"version": doltlite.__version__, "sizes": {}}
     root = Path(spec["dir"])
     rnd = random.Random(7)
+    conns: dict[int, Any] = {}
     for n in spec["sizes"]:
         db = root / f"dl-{n}"
         db.mkdir()
-        conn = sqlite3.connect(str(db / "repo.db"), isolation_level=None)
+        conn = conns[n] = sqlite3.connect(str(db / "repo.db"), isolation_level=None)
         conn.execute("SELECT dolt_branch('probe')").fetchall()      # fails on a plain sqlite3
         conn.execute("CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT, email TEXT, age INT, created_at INT)")
         conn.execute("BEGIN")
         conn.executemany("INSERT INTO users VALUES (?,?,?,?,?)", (c.user_row(i) for i in range(1, n + 1)))
         conn.execute("COMMIT")
         conn.execute("SELECT dolt_commit('-A', '-m', 'load')").fetchall()
-        res: dict[str, Any] = {}
-        times = []
-        for i in range(BRANCH_REPEATS):
+        print(f"doltlite: {n:,} rows loaded", file=sys.stderr, flush=True)
+    # Every size in turn, round after round, as for helios: the medians see the same disk.
+    branch_times: dict[int, list[float]] = {n: [] for n in conns}
+    merge_times: dict[int, list[float]] = {n: [] for n in conns}
+    for i in range(BRANCH_REPEATS):
+        for n, conn in conns.items():
             t0 = time.perf_counter()
             conn.execute(f"SELECT dolt_branch('b{i}')").fetchall()
-            times.append(time.perf_counter() - t0)
-        res["branch_s"] = c.median(times)
-        times = []
-        for i in range(MERGE_REPEATS):
+            branch_times[n].append(time.perf_counter() - t0)
+    for i in range(MERGE_REPEATS):
+        for n, conn in conns.items():
             name = f"m{i}"
             keys = rnd.sample(range(1, n + 1), MERGE_CHANGES + 1)
             conn.execute(f"SELECT dolt_branch('{name}')").fetchall()
@@ -167,11 +170,12 @@ def doltlite_worker(spec: dict) -> dict:
             conn.execute(f"SELECT dolt_commit('-A', '-m', 'main moves before {name}')").fetchall()
             t0 = time.perf_counter()
             conn.execute(f"SELECT dolt_merge('{name}')").fetchall()
-            times.append(time.perf_counter() - t0)
+            merge_times[n].append(time.perf_counter() - t0)
             got = conn.execute(f"SELECT count(*) FROM users WHERE name LIKE '{name}%'").fetchone()[0]
             if got != MERGE_CHANGES:
                 raise AssertionError(f"DoltLite merge {name}: {got} changed rows on main, expected {MERGE_CHANGES}")
-        res["merge_s"] = c.median(times)
+    for n, conn in conns.items():
+        res: dict[str, Any] = {"branch_s": c.median(branch_times[n]), "merge_s": c.median(merge_times[n])}
         if n == min(spec["sizes"]):
             count = spec["autocommits"]
             keys = rnd.sample(range(1, n + 1), count)
@@ -183,7 +187,6 @@ def doltlite_worker(spec: dict) -> dict:
                               conn.execute("PRAGMA synchronous").fetchone()[0]]
         conn.close()
         out["sizes"][str(n)] = res
-        print(f"doltlite: {n:,} rows done", file=sys.stderr, flush=True)
     return out
 
 
@@ -267,13 +270,16 @@ def run_memory(kind: str, n: int, path: str | None = None) -> float:
 
 # ====================================================================== sections
 def bench_branch_merge_ckpt(sizes: list[int], dl: dict | None, keep_largest: Path) -> tuple[list, list, list, dict]:
-    """Per size: branch creation (memory, disk, sqlite backup, DoltLite), merge, checkpoint, reopen."""
+    """Per size: branch creation (memory, disk, sqlite backup, DoltLite), merge, checkpoint, reopen;
+    the durable branch creations and merges in rounds over every size (see below)."""
     import sqlite3
     from helios.storage.store import Store
     branch_rows, merge_rows, ckpt_rows = [], [], []
     figures: dict[str, dict[int, float]] = {"branch_mem": {}, "branch_disk": {}, "merge": {}, "reopen": {},
                                             "ckpt_s": {}, "ckpt_bytes": {}}
     rnd = random.Random(3)
+    on_disk: dict[int, tuple[Any, Path]] = {}
+    b_sqlite_by: dict[int, float] = {}
     for n in sizes:
         big = n >= 1_000_000
         c.progress(f"storage: {n:,} rows — in-memory store, branch creation")
@@ -306,12 +312,7 @@ def bench_branch_merge_ckpt(sizes: list[int], dl: dict | None, keep_largest: Pat
         if snap.row_count("users") != n or snap.get("users", keys[-1])[1] != f"log{keys[-1]}":
             raise AssertionError("reopened store lost rows or the logged changes")
 
-        c.progress(f"storage: {n:,} rows — durable branch creation and merges")
-        b_disk = helios_branch_times(store, "b")
-        m_disk = helios_merge_time(store, n, rnd, "m")
-        store.close()
-        if path != keep_largest:
-            c.remove_tmp_dir(path)
+        on_disk[n] = (store, path)
 
         c.progress(f"storage: {n:,} rows — sqlite3 WAL checkpoint after 100 changes")
         sq_dir = c.make_tmp_dir(f"sqlite-{n}")
@@ -332,6 +333,33 @@ def bench_branch_merge_ckpt(sizes: list[int], dl: dict | None, keep_largest: Pat
         conn.close()
         c.remove_tmp_dir(sq_dir)
 
+        figures["reopen"][n], figures["ckpt_s"][n], figures["ckpt_bytes"][n] = reopen_s, ck_s, ck_bytes
+        ckpt_rows.append((f"{n:,}", f"{c.fmt_time(full_s)} / {c.fmt_bytes(full_bytes)}",
+                          f"{c.fmt_time(ck_s)} / {c.fmt_bytes(ck_bytes)}",
+                          f"{c.fmt_time(sq_ck_s)} / {c.fmt_bytes(wal_bytes)}", c.fmt_bytes(sq_size),
+                          c.fmt_time(reopen_s), c.fmt_time(sq_open_s)))
+        figures["branch_mem"][n], b_sqlite_by[n] = b_mem, b_sqlite
+        gc.collect()
+
+    # Durable branch creation and merges, in rounds over every size: an fsync's latency
+    # drifts with the disk's state (a 50 MB checkpoint just before makes the next ones
+    # 3x slower), so each round times every size once and the medians see the same disk.
+    c.progress("storage: durable branch creation and merges, every size in turn")
+    b_times: dict[int, list[float]] = {n: [] for n in sizes}
+    m_times: dict[int, list[float]] = {n: [] for n in sizes}
+    for i in range(BRANCH_REPEATS):
+        for n, (store, _) in on_disk.items():
+            b_times[n].append(helios_branch_times(store, f"b{i}-", repeats=1))
+    for i in range(MERGE_REPEATS):
+        for n, (store, _) in on_disk.items():
+            m_times[n].append(helios_merge_time(store, n, rnd, f"m{i}-", repeats=1))
+    for n, (store, path) in on_disk.items():
+        store.close()
+        if path != keep_largest:
+            c.remove_tmp_dir(path)
+    for n in sizes:
+        b_mem, b_sqlite = figures["branch_mem"][n], b_sqlite_by[n]
+        b_disk, m_disk = c.median(b_times[n]), c.median(m_times[n])
         d = (dl or {}).get("sizes", {}).get(str(n), {})
         dl_branch, dl_merge = d.get("branch_s"), d.get("merge_s")
         branch_rows.append((f"{n:,}", c.fmt_time(b_mem), c.fmt_time(b_disk), c.fmt_time(b_sqlite),
@@ -340,13 +368,7 @@ def bench_branch_merge_ckpt(sizes: list[int], dl: dict | None, keep_largest: Pat
                             c.fmt_ratio(dl_branch / b_disk) if dl_branch else "-"))
         merge_rows.append((f"{n:,}", c.fmt_time(m_disk), c.fmt_time(dl_merge) if dl_merge else "-",
                            c.fmt_ratio(dl_merge / m_disk) if dl_merge else "-"))
-        ckpt_rows.append((f"{n:,}", f"{c.fmt_time(full_s)} / {c.fmt_bytes(full_bytes)}",
-                          f"{c.fmt_time(ck_s)} / {c.fmt_bytes(ck_bytes)}",
-                          f"{c.fmt_time(sq_ck_s)} / {c.fmt_bytes(wal_bytes)}", c.fmt_bytes(sq_size),
-                          c.fmt_time(reopen_s), c.fmt_time(sq_open_s)))
-        figures["branch_mem"][n], figures["branch_disk"][n], figures["merge"][n] = b_mem, b_disk, m_disk
-        figures["reopen"][n], figures["ckpt_s"][n], figures["ckpt_bytes"][n] = reopen_s, ck_s, ck_bytes
-        gc.collect()
+        figures["branch_disk"][n], figures["merge"][n] = b_disk, m_disk
     return branch_rows, merge_rows, ckpt_rows, figures
 
 
@@ -552,14 +574,14 @@ def main(argv: list[str] | None = None) -> list[c.Check]:
         branch_rows, merge_rows, ckpt_rows, fig = bench_branch_merge_ckpt(sizes, dl, keep)
         c.print_table(("rows", "helios :memory:", "helios on disk", "sqlite3 backup copy", "speedup (mem)",
                        "DoltLite", "speedup (disk)"), branch_rows,
-                      title=f"Branch creation (median of {BRANCH_REPEATS}; helios on disk = logged + fsync'd; "
+                      title=f"Branch creation (median of {BRANCH_REPEATS}; on disk = logged + fsync'd, sizes timed in rounds; "
                             "speedup = baseline time / helios time)")
         flat_mem = fig["branch_mem"][big] / fig["branch_mem"][min(sizes)]
         flat_disk = fig["branch_disk"][big] / fig["branch_disk"][min(sizes)]
         print(f"flatness {big:,}/{min(sizes):,}: :memory: {flat_mem:.2f}, on disk {flat_disk:.2f} (target < 1.5)")
         c.print_table(("rows", "helios merge", "DoltLite merge", "speedup"), merge_rows,
                       title=f"Three-way merge of {MERGE_CHANGES} changed rows into main (main also moved; "
-                            f"median of {MERGE_REPEATS}, on disk, includes the merge commit's fsync)")
+                            f"median of {MERGE_REPEATS}, on disk in rounds over the sizes, includes the merge commit's fsync)")
         merge_ratio = fig["merge"][big] / fig["merge"][min(sizes)]
         print(f"merge cost ratio {big:,}/{min(sizes):,}: {merge_ratio:.2f} (target < 2)")
         c.print_table(("rows", "full checkpoint", "after 100 changes", "sqlite3 WAL ckpt (100 chg)",
