@@ -326,6 +326,48 @@ def _join_row(out: list, left: Row, candidates: list, pred: Callable[[Row], Any]
 
 
 Pair = tuple  # (left row, its right rows): the right rows are shared, never to be mutated
+Emit = Callable[[list], Batch]   # pairs -> output rows
+
+
+def pair_columns(spec: list[tuple[int, int]]) -> Emit | None:
+    """Joined rows as plain columns of either side, built straight from (left row,
+    right rows) pairs: ``spec`` is (0 for the left row or 1 for the right, position)
+    per output. Spares concatenating every left and right row into one wide tuple
+    only to pick a few columns from it. None for shapes left to ``Project``."""
+    sides = [side for side, _ in spec]
+    if len(spec) == 1:
+        ((side, a),) = spec
+        if side == 0:
+            return lambda pairs: [(l[a],) for l, rs in pairs for _ in rs]
+        return lambda pairs: [(r[a],) for _, rs in pairs for r in rs]
+    if len(spec) == 2:
+        (_, a), (_, b) = spec
+        if sides == [0, 1]:
+            return lambda pairs: [(l[a], r[b]) for l, rs in pairs for r in rs]
+        if sides == [1, 0]:
+            return lambda pairs: [(r[a], l[b]) for l, rs in pairs for r in rs]
+        if sides == [0, 0]:
+            return lambda pairs: [(l[a], l[b]) for l, rs in pairs for _ in rs]
+        return lambda pairs: [(r[a], r[b]) for _, rs in pairs for r in rs]
+    if sides != sorted(sides):
+        return None                                  # interleaved sides: Project does it
+    lpos = [p for side, p in spec if side == 0]
+    rpos = [p for side, p in spec if side == 1]
+    if not rpos:
+        lget = itemgetter(*lpos)
+        return lambda pairs: [lget(l) for l, rs in pairs for _ in rs]
+    if not lpos:
+        rget = itemgetter(*rpos)
+        return lambda pairs: [rget(r) for _, rs in pairs for r in rs]
+    if len(lpos) == 1:
+        (a,), rget = lpos, itemgetter(*rpos)
+        return lambda pairs: [(l[a],) + rget(r) for l, rs in pairs for r in rs]
+    lget = itemgetter(*lpos)
+    if len(rpos) == 1:
+        (b,) = rpos
+        return lambda pairs: [lget(l) + (r[b],) for l, rs in pairs for r in rs]
+    rget = itemgetter(*rpos)
+    return lambda pairs: [lget(l) + rget(r) for l, rs in pairs for r in rs]
 
 
 class HashJoin(Operator):
@@ -338,23 +380,26 @@ class HashJoin(Operator):
 
     def __init__(self, rt: Runtime, left: Operator, right: Operator, left_key: Callable[[Row], Any],
                  right_key: Callable[[Row], Any], kind: str, right_width: int,
-                 residual: Callable[[Row], Any] | None = None) -> None:
+                 residual: Callable[[Row], Any] | None = None, emit: Emit | None = None,
+                 emit_width: int = 0) -> None:
         super().__init__()
         self.children = (left, right)
         self.rt, self.left_key, self.right_key, self.kind = rt, left_key, right_key, kind
         self.pad = (None,) * right_width
         self.residual = residual
         self.carry: Callable[[Row], Any] | None = None     # see HashJoinAggregate
+        self.emit, self.emit_width = emit, emit_width      # outputs picked from each pair (pair_columns)
 
     def _batches(self) -> Iterator[Batch]:
         check = self.rt.check
+        emit = self.emit or _concatenated
         for pairs in self._pairs():
             if sum(map(len, map(_RIGHTS, pairs))) <= 8 * BATCH:
-                yield [l + r for l, rs in pairs for r in rs]
+                yield emit(pairs)
                 continue
             out: list = []                       # a large fan-out: bounded batches, checked
-            for l, rs in pairs:
-                out += [l + r for r in rs]
+            for pair in pairs:
+                out += emit([pair])
                 if len(out) >= BATCH:
                     check()
                     yield out
@@ -440,29 +485,32 @@ class HashJoin(Operator):
         """The left input is the smaller: hash its positions, stream the right past it
         -> each left row's right rows (None when it has none), in right order."""
         left_keys = list(map(self.left_key, left_rows))
-        where: dict = dict(zip(left_keys, range(len(left_keys))))       # built in C
-        unique = len(where) == len(left_keys) and not (left_keys and type(left_keys[0]) is tuple)
-        if unique:                             # a key (often the primary key): one position each
-            where.pop(None, None)
-        else:
-            where = {}
-            for i, k in enumerate(left_keys):
-                if k is None or (type(k) is tuple and None in k):
-                    continue
-                where.setdefault(k, []).append(i)
+        # Position + 1 of each key (built in C; + 1 so that no match is falsy).
+        slot_of: dict = dict(zip(left_keys, range(1, len(left_keys) + 1)))
         keys = list(map(self.right_key, right_rows))
-        hit = list(map(where.__contains__, keys))       # most rows often match nothing: sift in C
-        matches: list = [None] * len(left_rows)
-        hits = compress(right_rows, hit)
-        items = hits if self.carry is None else map(self.carry, hits)
-        if unique:
-            for i, r in zip(map(where.__getitem__, compress(keys, hit)), items):
+        if len(slot_of) == len(left_keys) and not (left_keys and type(left_keys[0]) is tuple):
+            # A key (often the primary key): one left row each; matched and sifted in C.
+            slot_of.pop(None, None)
+            slots = list(map(slot_of.get, keys))
+            hits = compress(right_rows, slots)
+            items = hits if self.carry is None else map(self.carry, hits)
+            matches: list = [None] * (len(left_keys) + 1)
+            for i, r in zip(filter(None, slots), items):
                 m = matches[i]
                 if m is None:
                     matches[i] = [r]
                 else:
                     m.append(r)
-            return matches
+            return matches[1:]
+        where: dict = {}
+        for i, k in enumerate(left_keys):
+            if k is None or (type(k) is tuple and None in k):
+                continue
+            where.setdefault(k, []).append(i)
+        hit = list(map(where.__contains__, keys))       # most rows often match nothing: sift in C
+        hits = compress(right_rows, hit)
+        items = hits if self.carry is None else map(self.carry, hits)
+        matches = [None] * len(left_rows)
         for k, r in zip(compress(keys, hit), items):
             for i in where[k]:
                 m = matches[i]
@@ -473,10 +521,16 @@ class HashJoin(Operator):
         return matches
 
     def describe(self) -> str:
-        return f"HashJoin {self.kind}"
+        picked = f", {self.emit_width} columns" if self.emit is not None else ""
+        return f"HashJoin {self.kind}{picked}"
 
 
 _RIGHTS = itemgetter(1)
+
+
+def _concatenated(pairs: list) -> Batch:
+    """Each left row joined with each of its right rows: the full joined rows."""
+    return [l + r for l, rs in pairs for r in rs]
 
 
 class NestedLoopJoin(Operator):

@@ -27,7 +27,7 @@ from .affinity import column_operands
 from .ast_printer import to_sql
 from .catalog import Catalog, family
 from .compile import Compiled, Compiler, all_of, contains_aggregate, is_aggregate_call, walk
-from .operators import (UNBOUNDED, ColumnOrder, Distinct, Filter, HashAggregate, HashJoin, HashJoinAggregate,
+from .operators import (UNBOUNDED, pair_columns, ColumnOrder, Distinct, Filter, HashAggregate, HashJoin, HashJoinAggregate,
                         IndexScan, KeyLookup, Limit, NestedLoopJoin, Operator, Project, Rows, SetOp, Sort,
                         TableScan, TopN, Values, run_all)
 from .runtime import Runtime
@@ -93,6 +93,17 @@ class HashJoinPlan:
     def __call__(self) -> Operator:
         return HashJoin(self.rt, self.lmake(), self.rmake(), self.lkey, self.rkey, self.kind,
                         len(self.rscope.columns), self.residual)
+
+    def project(self, positions: list[int]) -> Factory | None:
+        """The join emitting only the joined row's columns at ``positions``, picked
+        from each left and right row without concatenating them (None: not a shape
+        ``pair_columns`` builds)."""
+        width = len(self.lscope.columns)
+        emit = pair_columns([(0, p) if p < width else (1, p - width) for p in positions])
+        if emit is None:
+            return None
+        return lambda: HashJoin(self.rt, self.lmake(), self.rmake(), self.lkey, self.rkey, self.kind,
+                                len(self.rscope.columns), self.residual, emit, len(positions))
 
     def aggregate(self, keys: list[tuple[str, Compiled]],
                   aggs: list[tuple[Callable[[], Any], list[tuple[str, Compiled]]]]) -> Factory:
@@ -281,7 +292,10 @@ class Planner:
         width = len(exprs)
         all_exprs = exprs + hidden
         getter = self._getter(all_exprs, scope, [e for e, _ in items], agg_map) if not hidden else None
-        if getter is not _IDENTITY:
+        picked = make.project(getter) if isinstance(make, HashJoinPlan) and isinstance(getter, list) else None
+        if picked is not None:
+            make = picked                          # the join builds the output rows itself
+        elif getter is not _IDENTITY:
             inner_proj = make
             make = lambda: Project(inner_proj(), all_exprs, getter)  # noqa: E731
         if s.distinct:
