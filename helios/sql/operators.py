@@ -419,7 +419,7 @@ class HashJoin(Operator):
     def _pairs_paused(self) -> Iterator[list[Pair]]:
         left, right = self.children
         check = self.rt.check
-        right_rows = [r for batch in self._drain(right) for r in batch]
+        right_rows = list(chain.from_iterable(self._drain(right)))
         buffered: list = []
         for batch in self._drain(left):
             buffered.extend(batch)
@@ -545,7 +545,7 @@ class NestedLoopJoin(Operator):
 
     def _batches(self) -> Iterator[Batch]:
         left, right = self.children
-        inner = [r for batch in self._drain(right) for r in batch]
+        inner = list(chain.from_iterable(self._drain(right)))
         pred, check, outer, pad = self.pred, self.rt.check, self.kind == "LEFT", self.pad
         for batch in self._drain(left):
             out: list = []
@@ -797,7 +797,7 @@ class Sort(Operator):
         self.key, self.reverse = key, reverse
 
     def _batches(self) -> Iterator[Batch]:
-        rows = [r for batch in self._drain(self.children[0]) for r in batch]
+        rows = list(chain.from_iterable(self._drain(self.children[0])))
         if isinstance(self.key, ColumnOrder):
             rows = self.key.sort(rows)
         else:
