@@ -12,7 +12,6 @@ import sqlite3
 
 import pytest
 
-from helios import EmbeddedDatabase
 
 SETUP = [
     "CREATE TABLE p(k INTEGER PRIMARY KEY, i INTEGER, t VARCHAR(10), r REAL)",
@@ -59,25 +58,14 @@ CASES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def engines():
-    helios, lite = EmbeddedDatabase(":memory:"), sqlite3.connect(":memory:")
-    for sql in SETUP:
-        helios.execute(sql)
-        lite.execute(sql)
-    yield helios, lite
-    helios.close()
-    lite.close()
-
-
 @pytest.mark.parametrize("sql", CASES)
-def test_same_answers_as_sqlite(engines, sql):
-    helios, lite = engines
+def test_same_answers_as_sqlite(twins, sql):
+    helios, lite = twins
     expected = sorted(lite.execute(sql).fetchall(), key=repr)
     assert sorted((tuple(r) for r in helios.execute(sql).rows), key=repr) == expected
 
 
-def test_the_cases_exercise_both_outcomes(engines):
+def test_the_cases_exercise_both_outcomes(twins):
     """Guard against a vacuous suite: the mixed-type join really matches rows."""
-    _, lite = engines
+    _, lite = twins
     assert lite.execute("SELECT count(*) FROM p, q WHERE p.t = q.i").fetchone()[0] > 0

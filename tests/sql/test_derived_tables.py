@@ -11,7 +11,6 @@ import sqlite3
 
 import pytest
 
-from helios import EmbeddedDatabase
 from helios.sql.scope import derived_column_names
 
 SETUP = [
@@ -36,20 +35,9 @@ CASES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def engines():
-    helios, lite = EmbeddedDatabase(":memory:"), sqlite3.connect(":memory:")
-    for sql in SETUP:
-        helios.execute(sql)
-        lite.execute(sql)
-    yield helios, lite
-    helios.close()
-    lite.close()
-
-
 @pytest.mark.parametrize("sql", CASES)
-def test_same_rows_and_names_as_sqlite(engines, sql):
-    helios, lite = engines
+def test_same_rows_and_names_as_sqlite(twins, sql):
+    helios, lite = twins
     cursor = lite.execute(sql)
     expected_rows, expected_names = cursor.fetchall(), [d[0] for d in cursor.description]
     result = helios.execute(sql)

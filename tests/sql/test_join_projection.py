@@ -4,11 +4,9 @@ and of SQLite, for every shape of picked columns, LEFT joins' NULL padding inclu
 from __future__ import annotations
 
 import itertools
-import sqlite3
 
 import pytest
 
-from helios import EmbeddedDatabase
 from helios.sql.operators import pair_columns
 
 SETUP = [
@@ -21,23 +19,14 @@ SETUP = [
 COLUMNS = ["u.id", "u.name", "u.age", "o.id", "o.uid", "o.amount"]
 
 
-@pytest.fixture(scope="module")
-def dbs():
-    db, ref = EmbeddedDatabase(":memory:"), sqlite3.connect(":memory:")
-    for sql in SETUP:
-        db.execute(sql)
-        ref.execute(sql)
-    return db, ref
-
-
 def shapes():
     for width in (1, 2, 3, 4):
         yield from itertools.permutations(COLUMNS, width)
 
 
 @pytest.mark.parametrize("join", ["JOIN", "LEFT JOIN"])
-def test_every_column_shape_agrees_with_sqlite(dbs, join):
-    db, ref = dbs
+def test_every_column_shape_agrees_with_sqlite(twins, join):
+    db, ref = twins
     checked = 0
     for cols in shapes():
         for where in ("", " WHERE u.age > 40"):
@@ -48,8 +37,8 @@ def test_every_column_shape_agrees_with_sqlite(dbs, join):
     assert checked > 600
 
 
-def test_plans_pick_columns_in_the_join_and_results_keep_left_order(dbs):
-    db, _ = dbs
+def test_plans_pick_columns_in_the_join_and_results_keep_left_order(twins):
+    db, _ = twins
     plan = [r[0] for r in db.query("EXPLAIN SELECT u.name, o.amount FROM u JOIN o ON o.uid = u.id").rows]
     assert plan[0].strip() == "HashJoin INNER, 2 columns"
     rows = db.query("SELECT u.name, o.amount FROM u JOIN o ON o.uid = u.id").rows
