@@ -891,18 +891,28 @@ class SetOp(Operator):
             yield from self._drain(left)
             yield from self._drain(right)
             return
+        # Like SQLite's temporary index, a side keeps one row per distinct value: the one
+        # that came last (SELECT 1 UNION SELECT 1.0 is 1.0, 1.0 UNION 1 is 1); INTERSECT
+        # and EXCEPT answer with the left side's rows.
+        rows = self._distinct(left)
         if self.op == "UNION":
-            seen: set = set()
-            for child in (left, right):
-                for batch in self._drain(child):
-                    out = [r for r in batch if not (r in seen or seen.add(r))]
-                    yield out
-            return
-        rset = {r for batch in self._drain(right) for r in batch}
-        seen = set()
-        keep_in = self.op == "INTERSECT"
-        for batch in self._drain(left):
-            yield [r for r in batch if (r in rset) == keep_in and not (r in seen or seen.add(r))]
+            for batch in self._drain(right):
+                rows.update(zip(batch, batch))
+            out = list(rows.values())
+        else:
+            rset = {r for batch in self._drain(right) for r in batch}
+            keep_in = self.op == "INTERSECT"
+            out = [r for r in rows.values() if (r in rset) == keep_in]
+        for i in range(0, len(out), BATCH):
+            yield out[i:i + BATCH]
+
+    def _distinct(self, child: Operator) -> dict:
+        """The child's distinct rows, each as it came last (a dict keeps the first key
+        object and its place, and takes the later row as its value)."""
+        rows: dict = {}
+        for batch in self._drain(child):
+            rows.update(zip(batch, batch))
+        return rows
 
     def describe(self) -> str:
         return f"SetOp {self.op}"

@@ -135,3 +135,26 @@ def test_columns_of_picks_the_same_values_as_itemgetter(positions):
     want = [get(r) if len(positions) > 1 else (get(r),) for r in rows]
     assert ops.columns_of(positions)(rows) == want
     assert ops.run_all(ops.Project(_source(rows), [], positions)) == want
+
+
+def test_compound_selects_keep_the_value_sqlite_keeps():
+    """Equal values of different types (1 and 1.0): each side of UNION / INTERSECT /
+    EXCEPT keeps the one that came last, as SQLite's temporary index does; INTERSECT and
+    EXCEPT answer with the left side's. Compared with sqlite3, types included."""
+    import sqlite3
+
+    from helios import EmbeddedDatabase
+    db, ref = EmbeddedDatabase(":memory:"), sqlite3.connect(":memory:")
+    for sql in ("CREATE TABLE t(a)", "INSERT INTO t VALUES (1), (1.0), (2.0), (2), ('x'), (NULL), (3)",
+                "CREATE TABLE u(b)", "INSERT INTO u VALUES (1.0), (3.0), (NULL), ('x')"):
+        db.execute(sql)
+        ref.execute(sql)
+    queries = ["SELECT 1 UNION SELECT 1.0", "SELECT 1.0 UNION SELECT 1", "SELECT 1 UNION SELECT 1.0 UNION SELECT 1",
+               "SELECT 1 INTERSECT SELECT 1.0", "SELECT 1.0 INTERSECT SELECT 1", "SELECT 1 EXCEPT SELECT 1.0"]
+    for op in ("UNION", "INTERSECT", "EXCEPT", "UNION ALL"):
+        queries += [f"SELECT a FROM t {op} SELECT b FROM u", f"SELECT b FROM u {op} SELECT a FROM t",
+                    f"SELECT a FROM t {op} SELECT 9"]
+    for q in queries:
+        def typed(rows):
+            return sorted(((type(v).__name__, v) for r in rows for v in r), key=repr)
+        assert typed(db.query(q).rows) == typed(ref.execute(q).fetchall()), q
