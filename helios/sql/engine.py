@@ -288,18 +288,19 @@ class Engine:
         try:
             rows = c.run()
         except StalePlan:
-            rows, c = self._replan(key, stmt, view, _primer(params, view, timeout_ms, snapshot_at, cancel))
+            c = self._replan(key, view, lambda rt, planner, cat: planner.plan_query(stmt),
+                             _primer(params, view, timeout_ms, snapshot_at, cancel))
+            with _changed_while_planning():
+                rows = c.run()
         types = c.types.copy() if c.static_types else _column_types(c.types, rows)
         return Result(c.columns.copy(), types, rows, "SELECT", 0)
 
-    def _replan(self, key: Any, stmt: ast.Statement, view: Any,
-                prime: Callable[[Runtime], None]) -> tuple[list[tuple], _Cached]:
-        """Plan ``stmt`` afresh for this execution (its AS OF moment had another schema
-        than the cached plan's) and run it."""
+    def _replan(self, key: Any, view: Any, build: Callable[[Runtime, Planner, Catalog], Any],
+                prime: Callable[[Runtime], None]) -> _Cached:
+        """``key``'s plan made afresh for this execution: the cached one read a table AS OF
+        a moment whose schema is not the one it was planned with."""
         self._local.plans.pop(key, None)
-        c = self._cached(key, view, lambda rt, planner, cat: planner.plan_query(stmt), prime)
-        with _changed_while_planning():
-            return c.run(), c
+        return self._cached(key, view, build, prime)
 
     def write(self, key: Any, stmt: ast.Statement, params: tuple, tx: Any, *,
               timeout_ms: int | None = None, snapshot_at: Callable[[float], Any] | None = None,
@@ -315,8 +316,7 @@ class Engine:
             try:
                 rows = c.plan.rows(tx)
             except StalePlan:
-                self._local.plans.pop(key, None)
-                c = self._cached(key, tx, build, prime)
+                c = self._replan(key, tx, build, prime)
                 with _changed_while_planning():
                     rows = c.plan.rows(tx)
             return Result(statement_type=stype, affected_rows=c.plan.apply(tx, rows))

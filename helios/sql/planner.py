@@ -27,9 +27,9 @@ from .affinity import column_operands
 from .ast_printer import to_sql
 from .catalog import Catalog, family
 from .compile import Compiled, Compiler, all_of, contains_aggregate, is_aggregate_call, walk
-from .operators import (UNBOUNDED, pair_columns, ColumnOrder, Distinct, Filter, HashAggregate, HashJoin, HashJoinAggregate,
+from .operators import (UNBOUNDED, ColumnOrder, Distinct, Filter, HashAggregate, HashJoin, HashJoinAggregate,
                         IndexScan, KeyLookup, Limit, NestedLoopJoin, Operator, Project, Rows, SetOp, Sort,
-                        TableScan, TopN, Values, run_all)
+                        TableScan, TopN, Values, pair_columns, run_all)
 from .runtime import Runtime
 from .scope import ColumnInfo, Scope, derived_column_names
 
@@ -65,8 +65,8 @@ class Source:
     alias: str
     columns: list[ColumnInfo]
     table: str | None = None                # a base table
-    as_of: ast.Expr | None = None
-    schema: Any = None                      # the table's schema at ``as_of`` (planned against)
+    as_of: Compiled | None = None           # AS OF SYSTEM TIME: its moment's expression
+    schema: Any = None                      # the table's schema at that moment (planned against)
     subplan: Plan | None = None              # a view or a subquery
     pushed: list[ast.Expr] = field(default_factory=list)
 
@@ -616,9 +616,10 @@ class Planner:
             raise SemanticError(f"unexpected FROM item {type(node).__name__}")
         alias = node.alias or node.name
         if node.as_of is not None:
-            then = self._schema_as_of(node.name, node.as_of)
+            when = self.compiler.compile(node.as_of, Scope([]))
+            then = self._schema_as_of(node.name, when)
             cols = [ColumnInfo(c.name, alias, c.type or None) for c in then.columns]
-            return Source(alias, cols, table=then.name, as_of=node.as_of, schema=then)
+            return Source(alias, cols, table=then.name, as_of=when, schema=then)
         view = self.catalog.view(node.name)
         if view is not None and not self.catalog.has_table(node.name):
             query, names = view
@@ -630,7 +631,7 @@ class Planner:
         cols = [ColumnInfo(c.name, alias, c.type or None) for c in schema.columns]
         return Source(alias, cols, table=schema.name)
 
-    def _schema_as_of(self, name: str, when: ast.Expr) -> Any:
+    def _schema_as_of(self, name: str, when: Compiled) -> Any:
         """Table ``name`` as it was at ``AS OF SYSTEM TIME when``: a past moment is read
         with the columns and key types it had then (it may since have been altered,
         dropped or recreated). Without a clock to ask (a write statement) the plan
@@ -638,7 +639,7 @@ class Planner:
         rt = self.rt
         if rt.snapshot_at is None:
             return self.catalog.schema(name)
-        moment = parse_as_of(self.compiler.compile(when, Scope([]))(()), rt.now)
+        moment = parse_as_of(when(()), rt.now)
         try:
             return Catalog(rt.snapshot_at(moment)).schema(name)
         except UnknownTable:
@@ -716,8 +717,7 @@ class Planner:
         rt = self.rt
         if src.as_of is None:
             return lambda: rt.snapshot
-        f = self.compiler.compile(src.as_of, Scope([]))
-        planned = src.schema
+        f, planned = src.as_of, src.schema
 
         def at() -> Any:
             if rt.snapshot_at is None:
