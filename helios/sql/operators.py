@@ -136,31 +136,33 @@ class TableScan(Operator):
         """The rows of each leaf within the bounds, as storage holds them (not copied);
         ``rt.check()`` before each when there is a deadline or a cancel event to check.
         The fused runners read a scan through this."""
-        empty_lo, lo = _bound(self.lo)
-        empty_hi, hi = _bound(self.hi)
-        if empty_lo or empty_hi:
+        batches = self._read(self.view().scan)
+        if batches is None:
             return iter(())
-        rt = self.rt
-        batches = self.view().scan(self.table, lo, hi, lo_inclusive=self.lo_inclusive,
-                                   hi_inclusive=self.hi_inclusive, reverse=self.reverse)
-        if rt.deadline is None and rt.cancel is None:
+        if self.rt.deadline is None and self.rt.cancel is None:
             return map(_VALUES, batches)            # nothing to check: no Python frame per leaf
-        return _checked(batches, rt.check)
+        return _checked(batches, self.rt.check)
 
     def chunks(self) -> Iterator[tuple[Sequence, Sequence, int]]:
         """``leaves`` as storage holds them: ``(keys, data, width)`` per leaf (a flat leaf's
         rows end to end, see ``StateView.scan_chunks``); for readers that take a column
         (``data[j::width]``) and build only the rows they keep."""
+        chunks = self._read(self.view().scan_chunks)
+        if chunks is None:
+            return iter(())
+        if self.rt.deadline is None and self.rt.cancel is None:
+            return chunks
+        return _checked_chunks(chunks, self.rt.check)
+
+    def _read(self, scan: Callable[..., Iterator]) -> Iterator | None:
+        """``scan`` (the view's ``scan`` or ``scan_chunks``) over this scan's range; None
+        when a bound can match nothing."""
         empty_lo, lo = _bound(self.lo)
         empty_hi, hi = _bound(self.hi)
         if empty_lo or empty_hi:
-            return iter(())
-        rt = self.rt
-        chunks = self.view().scan_chunks(self.table, lo, hi, lo_inclusive=self.lo_inclusive,
-                                         hi_inclusive=self.hi_inclusive, reverse=self.reverse)
-        if rt.deadline is None and rt.cancel is None:
-            return chunks
-        return _checked_chunks(chunks, rt.check)
+            return None
+        return scan(self.table, lo, hi, lo_inclusive=self.lo_inclusive, hi_inclusive=self.hi_inclusive,
+                    reverse=self.reverse)
 
     def describe(self) -> str:
         bounds = " (key range)" if self.lo or self.hi else ""

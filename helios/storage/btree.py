@@ -355,45 +355,11 @@ def _apply(node: Node, ok: list, ov: list, lo: int, hi: int, lay: _Layout) -> li
 def _apply_leaf(leaf: Leaf, ok: list, ov: list, lo: int, hi: int, lay: _Layout) -> list[Node]:
     keys, w = leaf.keys, leaf.width
     few = (hi - lo) * 16 <= len(keys) or hi - lo <= 2
-    if w and all(v is _DELETE or _fits(v, w) for v in islice(ov, lo, hi)):
-        if few:
-            return _apply_flat(leaf, ok, ov, lo, hi, lay)
-    elif w:
+    if w and not all(v is _DELETE or _fits(v, w) for v in islice(ov, lo, hi)):
         few = False   # a value that does not fit: rebuild the leaf from its values
-    vals = leaf.values
     if few:
-        # Few ops: bisect + list edits on list copies made at the first change.
-        nk, nv = keys, vals
-        kcopied = vcopied = False
-        start = 0
-        for p in range(lo, hi):
-            k, v = ok[p], ov[p]
-            i = bisect_left(nk, k, start)
-            start = i
-            if i < len(nk) and nk[i] == k:
-                if v is _DELETE:
-                    if not kcopied:
-                        nk, kcopied = list(nk), True
-                    if not vcopied:
-                        nv, vcopied = list(nv), True
-                    del nk[i]
-                    del nv[i]
-                elif not same_value(nv[i], v):
-                    if not vcopied:
-                        nv, vcopied = list(nv), True
-                    nv[i] = v
-            elif v is not _DELETE:
-                if not kcopied:
-                    nk, kcopied = list(nk), True
-                if not vcopied:
-                    nv, vcopied = list(nv), True
-                nk.insert(i, k)
-                nv.insert(i, v)
-        if not vcopied:
-            return [leaf]
-        if not kcopied:
-            return [Leaf(keys, nv)]
-        return _pack_leaves(nk, nv, lay)  # type: ignore[return-value]
+        return _apply_few(leaf, ok, ov, lo, hi, lay)
+    vals = leaf.values
     # Many ops: merge through a dict (C loops); a sort of two sorted runs is linear.
     d = dict(zip(keys, vals))
     inserted = removed = replaced = False
@@ -419,10 +385,14 @@ def _apply_leaf(leaf: Leaf, ok: list, ov: list, lo: int, hi: int, lay: _Layout) 
     return [Leaf(keys, list(d.values()))]
 
 
-def _apply_flat(leaf: Leaf, ok: list, ov: list, lo: int, hi: int, lay: _Layout) -> list[Node]:
-    """``_apply_leaf``'s few-ops case on a flat leaf whose puts all fit its width: each
-    op is a slice edit of the flat list (a value already held item by item is no change)."""
+def _apply_few(leaf: Leaf, ok: list, ov: list, lo: int, hi: int, lay: _Layout) -> list[Node]:
+    """A few ops on one leaf: bisect, then edits of list copies made at the first change.
+
+    A flat leaf (all puts fit its width: ``_apply_leaf`` checks) is edited a row at a
+    time as a slice of its items; a value already held (the same object, or for a row
+    the same items) is no change, so the leaf is returned as it is."""
     keys, w = leaf.keys, leaf.width
+    u = w or 1                                     # items per value in ``data``
     nk: Any = keys
     nd: Any = leaf.data
     kcopied = dcopied = False
@@ -431,7 +401,7 @@ def _apply_flat(leaf: Leaf, ok: list, ov: list, lo: int, hi: int, lay: _Layout) 
         k, v = ok[p], ov[p]
         i = bisect_left(nk, k, start)
         start = i
-        a = i * w
+        a = i * u
         if i < len(nk) and nk[i] == k:
             if v is _DELETE:
                 if not kcopied:
@@ -439,20 +409,22 @@ def _apply_flat(leaf: Leaf, ok: list, ov: list, lo: int, hi: int, lay: _Layout) 
                 if not dcopied:
                     nd, dcopied = list(nd), True
                 del nk[i]
-                del nd[a:a + w]
-            elif any(map(is_not, v, nd[a:a + w])):
+                del nd[a:a + u]
+            elif not (all(map(is_, v, nd[a:a + w])) if w else same_value(nd[a], v)):
                 if not dcopied:
                     nd, dcopied = list(nd), True
-                nd[a:a + w] = v
+                nd[a:a + u] = v if w else (v,)
         elif v is not _DELETE:
             if not kcopied:
                 nk, kcopied = list(nk), True
             if not dcopied:
                 nd, dcopied = list(nd), True
             nk.insert(i, k)
-            nd[a:a] = v
+            nd[a:a] = v if w else (v,)
     if not dcopied:
         return [leaf]
+    if not w:                                      # plain: the new leaves pick their form
+        return [Leaf(keys, nd)] if not kcopied else _pack_leaves(nk, nd, lay)  # type: ignore[return-value]
     if not kcopied:
         return [Leaf(keys, nd, width=w)]
     return _pack_flat(nk, nd, w, lay)  # type: ignore[return-value]
