@@ -14,9 +14,8 @@ row is put in its ``cell``.
 from __future__ import annotations
 
 import datetime
-from itertools import repeat
 from operator import itemgetter
-from typing import Any, Callable, Iterable, Iterator, NamedTuple, Sequence
+from typing import Any, Callable, Iterable, NamedTuple, Sequence
 
 from ..errors import HeliosError, SemanticError
 from . import ast
@@ -617,8 +616,6 @@ def column_test(pos: int, op: str, c: Any) -> BatchFilter:
 
 
 Leaves = Callable[[], Iterable[Sequence[Row]]]
-# () -> (keys, data, width) per leaf: width 0, data = the rows; width w, row i = data[i*w:(i+1)*w]
-Chunks = Callable[[], Iterable[tuple[Sequence, Sequence, int]]]
 
 # batches -> row[pick] of each row whose column ``pos`` is not NULL and compares with ``c``:
 # the NULL test written out (NULL != c would be true in Python, NULL < c raises).
@@ -645,125 +642,7 @@ _NO_NULLS: dict[str, Callable[[int, Any, slice], Callable[[Iterable], list]]] = 
 }
 
 
-# (test column, output rows) pairs -> each output row whose test value is not NULL and
-# compares with ``c`` (the NULL test written out, as in _WITH_NULLS), and without it:
-_PAIRED_WITH_NULLS: dict[str, Callable[[Any], Callable[[Iterable], list]]] = {
-    "!=": lambda c: lambda parts: [r for col, rows in parts for v, r in zip(col, rows) if v is not None and v != c],
-    "<": lambda c: lambda parts: [r for col, rows in parts for v, r in zip(col, rows) if v is not None and v < c],
-    "<=": lambda c: lambda parts: [r for col, rows in parts for v, r in zip(col, rows) if v is not None and v <= c],
-    ">": lambda c: lambda parts: [r for col, rows in parts for v, r in zip(col, rows) if v is not None and v > c],
-    ">=": lambda c: lambda parts: [r for col, rows in parts for v, r in zip(col, rows) if v is not None and v >= c],
-}
-_PAIRED_NO_NULLS: dict[str, Callable[[Any], Callable[[Iterable], list]]] = {
-    "=": lambda c: lambda parts: [r for col, rows in parts for v, r in zip(col, rows) if v == c],
-    "<": lambda c: lambda parts: [r for col, rows in parts for v, r in zip(col, rows) if v < c],
-    "<=": lambda c: lambda parts: [r for col, rows in parts for v, r in zip(col, rows) if v <= c],
-    ">": lambda c: lambda parts: [r for col, rows in parts for v, r in zip(col, rows) if v > c],
-    ">=": lambda c: lambda parts: [r for col, rows in parts for v, r in zip(col, rows) if v >= c],
-}
-
-
-def column_select(test: ColumnTest, pick: slice | list[int]) -> Callable[[Chunks], list[Row]]:
-    """chunks -> ``row[pick]`` of each row ``test`` keeps, in order, as one list, from the
-    chunks ``chunks()`` gives (``TableScan.chunks``: called again to start over). ``pick``
-    may also be a list of positions: the tuple of the row's values at those.
-
-    A flat chunk (a B+tree leaf's rows end to end) is read a column at a time: the
-    test's column is ``data[pos::w]``, and the output rows are built by ``zip`` (in C)
-    from the picked columns ``data[j::w]`` alone, so no whole row is ever built; one
-    comprehension pairs them over all the chunks. A plain chunk (its rows) gives the
-    same pair from its rows. NULLs are handled as ``row_select`` does: an ordering first
-    runs without the NULL test, and a NULL (its comparison raises TypeError) makes it
-    start over with the test, as does every later run."""
-    row_select(test, slice(None))             # (refuses what is not a comparison)
-    pos, op, c = test
-    picked: dict[int, Sequence[int]] = {}     # width -> the positions ``pick`` takes from a row
-
-    def parts(chunks: Chunks) -> Iterator[tuple[Sequence, Iterable[Row]]]:
-        for _, data, w in chunks():
-            if not w:
-                yield [r[pos] for r in data], ([r[pick] for r in data] if type(pick) is slice else
-                                               [tuple([r[j] for j in pick]) for r in data])
-                continue
-            cols = picked.get(w)
-            if cols is None:
-                cols = picked[w] = range(*pick.indices(w)) if type(pick) is slice else pick
-            col = data[pos::w]
-            yield col, (zip(*[data[j::w] for j in cols]) if cols else repeat((), len(col)))
-
-    if op not in _PAIRED_WITH_NULLS:
-        fast = _PAIRED_NO_NULLS[op](c)
-        return lambda chunks: fast(parts(chunks))
-    careful = _PAIRED_WITH_NULLS[op](c)
-    if op not in _PAIRED_NO_NULLS:
-        return lambda chunks: careful(parts(chunks))
-    fast = _PAIRED_NO_NULLS[op](c)
-    nulls = False
-
-    def select(chunks: Chunks) -> list[Row]:
-        nonlocal nulls
-        if not nulls:
-            try:
-                return fast(parts(chunks))
-            except TypeError:
-                nulls = True
-        return careful(parts(chunks))
-    return select
-
-
-# (data, width) of a flat chunk -> its rows whose column (``col``, taken by the caller)
-# is not NULL and compares with ``c``; each kept row is one slice of ``data``.
-_FLAT_WITH_NULLS: dict[str, Callable[[Any], Callable[[Sequence, int, Sequence], list]]] = {
-    "!=": lambda c: lambda data, w, col: [
-        data[b:b + w] for b, v in zip(range(0, len(data), w), col) if v is not None and v != c],
-    "<": lambda c: lambda data, w, col: [
-        data[b:b + w] for b, v in zip(range(0, len(data), w), col) if v is not None and v < c],
-    "<=": lambda c: lambda data, w, col: [
-        data[b:b + w] for b, v in zip(range(0, len(data), w), col) if v is not None and v <= c],
-    ">": lambda c: lambda data, w, col: [
-        data[b:b + w] for b, v in zip(range(0, len(data), w), col) if v is not None and v > c],
-    ">=": lambda c: lambda data, w, col: [
-        data[b:b + w] for b, v in zip(range(0, len(data), w), col) if v is not None and v >= c],
-}
-_FLAT_NO_NULLS: dict[str, Callable[[Any], Callable[[Sequence, int, Sequence], list]]] = {
-    "=": lambda c: lambda data, w, col: [data[b:b + w] for b, v in zip(range(0, len(data), w), col) if v == c],
-    "<": lambda c: lambda data, w, col: [data[b:b + w] for b, v in zip(range(0, len(data), w), col) if v < c],
-    "<=": lambda c: lambda data, w, col: [data[b:b + w] for b, v in zip(range(0, len(data), w), col) if v <= c],
-    ">": lambda c: lambda data, w, col: [data[b:b + w] for b, v in zip(range(0, len(data), w), col) if v > c],
-    ">=": lambda c: lambda data, w, col: [data[b:b + w] for b, v in zip(range(0, len(data), w), col) if v >= c],
-}
-
-
-def flat_filter(test: ColumnTest) -> Callable[[Sequence, int], list[Row]]:
-    """(data, width) of a flat chunk (``TableScan.chunks``, width >= 1) -> the rows ``test``
-    keeps, in order: the test reads the column ``data[pos::w]`` and only kept rows are
-    built (one slice each). NULLs as in ``row_select``: an ordering runs without the
-    NULL test until a NULL makes it raise, and with it from then on."""
-    pos, op, c = test
-    if op not in _FLIPPED:
-        raise ValueError(f"not a comparison: {op}")
-    if op not in _FLAT_WITH_NULLS:
-        fast = _FLAT_NO_NULLS[op](c)
-        return lambda data, w: fast(data, w, data[pos::w])
-    careful = _FLAT_WITH_NULLS[op](c)
-    if op not in _FLAT_NO_NULLS:
-        return lambda data, w: careful(data, w, data[pos::w])
-    fast = _FLAT_NO_NULLS[op](c)
-    nulls = False
-
-    def keep(data: Sequence, w: int) -> list[Row]:
-        nonlocal nulls
-        col = data[pos::w]
-        if not nulls:
-            try:
-                return fast(data, w, col)
-            except TypeError:
-                nulls = True
-        return careful(data, w, col)
-    return keep
-
-
-def row_select(test: ColumnTest, pick: slice) -> Callable[[Leaves], list[Row]]:
+def column_select(test: ColumnTest, pick: slice) -> Callable[[Leaves], list[Row]]:
     """leaves -> ``row[pick]`` of each row ``test`` keeps, in order, as one list, from the
     batches ``leaves()`` gives (called again to start over).
 

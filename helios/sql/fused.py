@@ -124,24 +124,20 @@ def _scan(scan: TableScan, stages: list[Operator]) -> Runner | None:
         stages = stages[1:]
     if any(type(s) is not Filter for s in stages):
         return None
-    preds = [s.pred for s in reversed(stages)]                    # type: ignore[attr-defined]
-    forms = [batch_form(p) for p in preds]
-    test = getattr(forms[0], "test", None) if len(forms) == 1 else None
-    if test is not None and (pick is None or type(pick) is slice):
-        # A single ``column <op> constant``: read from the leaves a column at a time.
-        by_column = column_select(test, slice(None) if pick is None else pick)
-        chunks = scan.chunks
-        return lambda: by_column(chunks)
-    select = _select(preds, forms, pick)
+    select = _select([s.pred for s in reversed(stages)], pick)    # type: ignore[attr-defined]
     leaves = scan.leaves
     return lambda: select(leaves)
 
 
-def _select(preds: list[Callable[[Row], Any]], forms: list[Callable[[list], list] | None],
-            pick: slice | itemgetter | None) -> Callable[[Leaves], list[Row]]:
+def _select(preds: list[Callable[[Row], Any]], pick: slice | itemgetter | None) -> Callable[[Leaves], list[Row]]:
     """leaves -> ``pick`` of the rows every predicate keeps (applied in order, as the
-    Filter operators would; ``forms`` their ``batch_form``), as one list: each batch
-    is filtered whole and the kept rows picked in one pass over all of them."""
+    Filter operators would), as one list. A single ``column <op> constant`` under a
+    slice is one comprehension (``column_select``); otherwise each batch is filtered
+    whole and the kept rows picked in one pass over all of them."""
+    forms = [batch_form(p) for p in preds]
+    test = getattr(forms[0], "test", None) if len(forms) == 1 else None
+    if test is not None and type(pick) is slice:
+        return column_select(test, pick)
     keep = _keep(preds, forms)
 
     def rows(leaves: Leaves) -> Iterable[Row]:

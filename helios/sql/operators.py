@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import heapq
 from collections import defaultdict
-from itertools import accumulate, chain, compress, repeat
+from itertools import chain, compress
 from abc import ABC, abstractmethod
-from operator import gt, itemgetter, lt
+from operator import itemgetter
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from ..gcpause import paused
-from .compile import column_select, flat_filter
 from .runtime import Runtime
 
 Row = tuple
@@ -136,33 +135,16 @@ class TableScan(Operator):
         """The rows of each leaf within the bounds, as storage holds them (not copied);
         ``rt.check()`` before each when there is a deadline or a cancel event to check.
         The fused runners read a scan through this."""
-        batches = self._read(self.view().scan)
-        if batches is None:
-            return iter(())
-        if self.rt.deadline is None and self.rt.cancel is None:
-            return map(_VALUES, batches)            # nothing to check: no Python frame per leaf
-        return _checked(batches, self.rt.check)
-
-    def chunks(self) -> Iterator[tuple[Sequence, Sequence, int]]:
-        """``leaves`` as storage holds them: ``(keys, data, width)`` per leaf (a flat leaf's
-        rows end to end, see ``StateView.scan_chunks``); for readers that take a column
-        (``data[j::width]``) and build only the rows they keep."""
-        chunks = self._read(self.view().scan_chunks)
-        if chunks is None:
-            return iter(())
-        if self.rt.deadline is None and self.rt.cancel is None:
-            return chunks
-        return _checked_chunks(chunks, self.rt.check)
-
-    def _read(self, scan: Callable[..., Iterator]) -> Iterator | None:
-        """``scan`` (the view's ``scan`` or ``scan_chunks``) over this scan's range; None
-        when a bound can match nothing."""
         empty_lo, lo = _bound(self.lo)
         empty_hi, hi = _bound(self.hi)
         if empty_lo or empty_hi:
-            return None
-        return scan(self.table, lo, hi, lo_inclusive=self.lo_inclusive, hi_inclusive=self.hi_inclusive,
-                    reverse=self.reverse)
+            return iter(())
+        rt = self.rt
+        batches = self.view().scan(self.table, lo, hi, lo_inclusive=self.lo_inclusive,
+                                   hi_inclusive=self.hi_inclusive, reverse=self.reverse)
+        if rt.deadline is None and rt.cancel is None:
+            return map(_VALUES, batches)            # nothing to check: no Python frame per leaf
+        return _checked(batches, rt.check)
 
     def describe(self) -> str:
         bounds = " (key range)" if self.lo or self.hi else ""
@@ -176,17 +158,6 @@ def _checked(batches: Iterable[tuple[Any, Sequence[Row]]], check: Callable[[], N
     for _, rows in batches:
         check()
         yield rows
-
-
-def rows_of(data: Sequence, w: int) -> list[Row]:
-    """The rows of a flat chunk of width ``w`` >= 1 (``TableScan.chunks``), built in C."""
-    return [(x,) for x in data] if w == 1 else list(zip(*[data[j::w] for j in range(w)]))
-
-
-def _checked_chunks(chunks: Iterable[tuple], check: Callable[[], None]) -> Iterator[tuple]:
-    for chunk in chunks:
-        check()
-        yield chunk
 
 
 class KeyLookup(Operator):
@@ -284,15 +255,6 @@ class Filter(Operator):
     def _batches(self) -> Iterator[Batch]:
         pred = self.pred
         many = getattr(pred, "batch", None)          # the same test over a whole batch, in C
-        test = getattr(many, "test", None)
-        child = self.children[0]
-        if test is not None and type(child) is TableScan:
-            # ``column <op> constant`` over a scan: tested on the leaf's column, only the
-            # kept rows built (a flat leaf's), one batch per leaf as before.
-            keep = flat_filter(test)
-            for _, data, w in child.chunks():
-                yield keep(data, w) if w else many(list(data))
-            return
         if many is not None:
             for batch in self._drain(self.children[0]):
                 yield many(batch)
@@ -419,7 +381,7 @@ class HashJoin(Operator):
     def __init__(self, rt: Runtime, left: Operator, right: Operator, left_key: Callable[[Row], Any],
                  right_key: Callable[[Row], Any], kind: str, right_width: int,
                  residual: Callable[[Row], Any] | None = None, emit: Emit | None = None,
-                 emit_width: int = 0, narrow: Narrowing | None = None) -> None:
+                 emit_width: int = 0) -> None:
         super().__init__()
         self.children = (left, right)
         self.rt, self.left_key, self.right_key, self.kind = rt, left_key, right_key, kind
@@ -427,20 +389,10 @@ class HashJoin(Operator):
         self.residual = residual
         self.carry: Callable[[Row], Any] | None = None     # see HashJoinAggregate
         self.emit, self.emit_width = emit, emit_width      # outputs picked from each pair (pair_columns)
-        # The columns read of each side, to build a table scan's rows of just those (in
-        # C, and only those a filter keeps or that match): see ``Narrowing``.
-        self.narrow = narrow
-        self.right_columns: list[int] | None = None        # set when the right rows are narrowed
-        self.left_columns: list[int] | None = None         # and the left ones (``left_key`` then reads them)
 
     def _batches(self) -> Iterator[Batch]:
         check = self.rt.check
         emit = self.emit or _concatenated
-        if self.narrow is not None and self.residual is None and self._scan_columns_ok(self.children[1]):
-            self.right_columns, emit, left_columns, left_key, both = self.narrow
-            self.pad = (None,) * len(self.right_columns)
-            if left_columns is not None and _left_scan(self.children[0]) is not None:
-                self.left_columns, self.left_key, emit = left_columns, left_key, both
         for pairs in self._pairs():
             if sum(map(len, map(_RIGHTS, pairs))) <= 8 * BATCH:
                 yield emit(pairs)
@@ -467,10 +419,9 @@ class HashJoin(Operator):
     def _pairs_paused(self) -> Iterator[list[Pair]]:
         left, right = self.children
         check = self.rt.check
-        right_rows = self._right_input(right)
-        lefts = self._left_input(left)
+        right_rows = list(chain.from_iterable(self._drain(right)))
         buffered: list = []
-        for batch in lefts:
+        for batch in self._drain(left):
             buffered.extend(batch)
             if len(buffered) * 4 > len(right_rows):
                 break
@@ -488,39 +439,9 @@ class HashJoin(Operator):
             chunk = buffered[i:i + BATCH]
             yield self._pair_up(chunk, map(get, map(lkey, chunk)))
             check()
-        for batch in lefts:
+        for batch in self._drain(left):
             yield self._pair_up(batch, map(get, map(lkey, batch)))
             check()
-
-    def _left_input(self, left: Operator) -> Iterator[Batch]:
-        """The left rows in batches: when ``left_columns`` is set, of those columns only,
-        read from the scan's leaves (the filter's test on its column, ``column_select``)."""
-        if self.left_columns is None:
-            return self._drain(left)
-        scan, test = _left_scan(left)            # type: ignore[misc]
-        positions = self.left_columns
-        if test is None:
-            rows: list = []
-            for _, data, w in scan.chunks():
-                rows += zip(*[data[j::w] for j in positions]) if w > positions[-1] else \
-                    [tuple([r[j] for j in positions]) for r in (rows_of(data, w) if w else data)]
-        else:
-            rows = column_select(test, positions)(scan.chunks)
-        return (rows[i:i + BATCH] for i in range(0, len(rows), BATCH))
-
-    def _scan_columns_ok(self, right: Operator) -> bool:
-        """The right input can be read as columns: a table scan, its key (and what is
-        carried) plain columns."""
-        return type(right) is TableScan and _positions([self.right_key]) is not None and (
-            self.carry is None or _positions([self.carry]) is not None)
-
-    def _right_input(self, right: Operator) -> list | ScanColumns:
-        """The right input whole: a table scan's as its leaves hold it (``ScanColumns``:
-        the key and carried columns are read in C, and only matched rows built, of
-        ``right_columns`` only when set) when ``_scan_columns_ok``; otherwise its rows."""
-        if self._scan_columns_ok(right):
-            return ScanColumns(right.chunks(), self.right_columns)
-        return list(chain.from_iterable(self._drain(right)))
 
     def _pair_up(self, lefts: list, matches: Iterable[list | None]) -> list[Pair]:
         """(left row, right rows) for each left row that has any after the residual."""
@@ -542,19 +463,13 @@ class HashJoin(Operator):
         return out
 
     @staticmethod
-    def _hash(rows: list | ScanColumns, key: Callable[[Row], Any], carry: Callable[[Row], Any] | None = None) -> dict:
+    def _hash(rows: list, key: Callable[[Row], Any], carry: Callable[[Row], Any] | None = None) -> dict:
         """key -> the rows (or what ``carry`` takes from them) with that key, in input
         order; NULL keys (and composite keys with a NULL part) never match, so they
         are dropped."""
         table: dict = {}
         get = table.get
-        if type(rows) is ScanColumns:
-            keys = rows.column(key)
-            items = rows.rows() if carry is None else rows.column(carry)
-        else:
-            keys = map(key, rows)
-            items = rows if carry is None else map(carry, rows)
-        for k, r in zip(keys, items):
+        for k, r in zip(map(key, rows), rows if carry is None else map(carry, rows)):
             bucket = get(k)
             if bucket is None:
                 table[k] = [r]
@@ -572,13 +487,12 @@ class HashJoin(Operator):
         left_keys = list(map(self.left_key, left_rows))
         # Position + 1 of each key (built in C; + 1 so that no match is falsy).
         slot_of: dict = dict(zip(left_keys, range(1, len(left_keys) + 1)))
-        columns = type(right_rows) is ScanColumns
-        keys = right_rows.column(self.right_key) if columns else list(map(self.right_key, right_rows))
+        keys = list(map(self.right_key, right_rows))
         if len(slot_of) == len(left_keys) and not (left_keys and type(left_keys[0]) is tuple):
             # A key (often the primary key): one left row each; matched and sifted in C.
             slot_of.pop(None, None)
             slots = list(map(slot_of.get, keys))
-            hits = right_rows.compress(slots) if columns else compress(right_rows, slots)
+            hits = compress(right_rows, slots)
             items = hits if self.carry is None else map(self.carry, hits)
             matches: list = [None] * (len(left_keys) + 1)
             for i, r in zip(filter(None, slots), items):
@@ -594,7 +508,7 @@ class HashJoin(Operator):
                 continue
             where.setdefault(k, []).append(i)
         hit = list(map(where.__contains__, keys))       # most rows often match nothing: sift in C
-        hits = right_rows.compress(hit) if columns else compress(right_rows, hit)
+        hits = compress(right_rows, hit)
         items = hits if self.carry is None else map(self.carry, hits)
         matches = [None] * len(left_rows)
         for k, r in zip(compress(keys, hit), items):
@@ -612,88 +526,6 @@ class HashJoin(Operator):
 
 
 _RIGHTS = itemgetter(1)
-# HashJoin's narrowing: (right columns emitted, emit over right rows of just those;
-# left columns read (emitted and the key; None: the key is not a plain column), the
-# left key over left rows of just those, emit over both sides narrowed).
-Narrowing = tuple
-
-
-def _left_scan(op: Operator) -> tuple[TableScan, Any] | None:
-    """(scan, ColumnTest or None) when ``op`` is a table scan, or a ``column <op> constant``
-    filter right over one: rows a join can read by column."""
-    if type(op) is TableScan:
-        return op, None
-    if type(op) is Filter and type(op.children[0]) is TableScan:
-        test = getattr(getattr(op.pred, "batch", None), "test", None)       # type: ignore[attr-defined]
-        if test is not None:
-            return op.children[0], test                                     # type: ignore[return-value]
-    return None
-
-
-class ScanColumns:
-    """A table scan's rows held as its leaves' chunks (``TableScan.chunks``): a column is
-    gathered in C (``data[p::w]`` of each flat leaf), and rows are built only when asked
-    for (all of them, or those a mask keeps), so a join reads the key column of its
-    whole input but builds just the rows that match."""
-
-    __slots__ = ("chunks", "size", "positions")
-
-    def __init__(self, chunks: Iterable[tuple[Sequence, Sequence, int]], positions: list[int] | None = None) -> None:
-        self.chunks = [(data, w) for _, data, w in chunks]
-        self.size = sum(len(data) // w if w else len(data) for data, w in self.chunks)
-        self.positions = positions          # rows are built of these columns only (None: whole)
-
-    def __len__(self) -> int:
-        return self.size
-
-    def column(self, getter: Callable[[Row], Any]) -> list:
-        """``getter`` (``itemgetter(p)``) of every row, in order."""
-        (p,) = _positions([getter])             # type: ignore[misc]
-        return self._column(p)
-
-    def _column(self, p: int) -> list:
-        getter = itemgetter(p)
-        out: list = []
-        for data, w in self.chunks:
-            if p < w:
-                out += data[p::w]
-            else:                               # plain rows (or too short: the row's own error)
-                out += map(getter, data if not w else rows_of(data, w))
-        return out
-
-    def rows(self) -> list[Row]:
-        if self.positions is not None:
-            return self._picked(None)
-        out: list[Row] = []
-        for data, w in self.chunks:
-            out += rows_of(data, w) if w else data
-        return out
-
-    def compress(self, mask: Sequence) -> list[Row]:
-        """The rows whose entry in ``mask`` (one per row) is true, in order."""
-        if self.positions is not None:
-            return self._picked(mask)
-        if all(w for _, w in self.chunks):
-            cuts = list(accumulate([len(data) // w for data, w in self.chunks], initial=0))
-            return [data[b:b + w] for (data, w), keep in zip(self.chunks, map(mask.__getitem__, map(
-                slice, cuts, cuts[1:]))) for b in compress(range(0, len(data), w), keep)]
-        out: list[Row] = []
-        i = 0
-        for data, w in self.chunks:
-            n = len(data) // w if w else len(data)
-            keep = mask[i:i + n]
-            i += n
-            out += compress(rows_of(data, w) if w else data, keep)
-        return out
-
-
-    def _picked(self, mask: Sequence | None) -> list[Row]:
-        """Tuples of the ``positions`` columns of every row (or of those ``mask`` keeps)."""
-        positions: list[int] = self.positions      # type: ignore[assignment]
-        if not positions:
-            return [()] * (self.size if mask is None else sum(map(bool, mask)))
-        columns = [self._column(p) for p in positions]
-        return list(zip(*(columns if mask is None else [compress(c, mask) for c in columns])))
 
 
 def _concatenated(pairs: list) -> Batch:
@@ -754,19 +586,6 @@ def _fold(factory: Callable[[], Any], nrows: int, columns: list[list]) -> Any:
     return agg.final()
 
 
-def _positions(fns: list[Callable[[Row], Any]]) -> list[int] | None:
-    """The column each function reads, when every one is ``itemgetter(position)``."""
-    out = []
-    for f in fns:
-        if type(f) is not itemgetter:
-            return None
-        args = f.__reduce__()[1]
-        if len(args) != 1 or type(args[0]) is not int or args[0] < 0:
-            return None
-        out.append(args[0])
-    return out
-
-
 def _key_fn(keys: list[Callable[[Row], Any]]) -> Callable[[Row], Any]:
     """The group key of a row: one key's value itself, several keys' as a tuple."""
     if len(keys) == 1:
@@ -802,67 +621,12 @@ class HashAggregate(Operator):
     def _batches(self) -> Iterator[Batch]:
         """Rows are first bucketed by group key, then each aggregate consumes a group's
         values at once."""
-        by_columns = self._column_plan()
-        if by_columns is not None:
-            with paused():
-                results = self._by_columns(*by_columns)
-            yield from _groups_out(results, self.rt.check)
-            return
         groups: dict = defaultdict(list)
         with paused():
             self._bucket(groups, _key_fn(self.keys) if self.keys else None)
         if not groups and not self.keys:
             groups[()] = []
         yield from _groups_out(self._results(groups), self.rt.check)
-
-    def _column_plan(self) -> tuple[list[int], list[list[int]]] | None:
-        """(key positions, each aggregate's argument positions) when this groups a table
-        scan by plain columns and aggregates plain columns (or count(*)), else None."""
-        if type(self.children[0]) is not TableScan:
-            return None
-        keys = _positions(self.keys)
-        args = [_positions(fns) for _, fns in self.aggs]
-        if keys is None or any(a is None for a in args):
-            return None
-        return keys, args                       # type: ignore[return-value]
-
-    def _by_columns(self, keys: list[int], args: list[list[int]]) -> list[Row]:
-        """The results read a column at a time from the scan's leaves (``TableScan.chunks``),
-        without building its rows: the columns are gathered (C slices of each flat leaf),
-        each group keeps its row numbers, in scan order, and each aggregate its argument
-        columns picked at those numbers. Groups, rows and values come in the order
-        ``_bucket`` and ``_results`` see them, so the results are theirs."""
-        scan: TableScan = self.children[0]      # type: ignore[assignment]
-        check = self.rt.check
-        need = sorted(set(keys).union(*args))
-        cols: dict[int, list] = {p: [] for p in need}
-        top = need[-1] if need else -1
-        n = 0
-        for _, data, w in scan.chunks():
-            check()
-            if w and w > top:
-                for p in need:
-                    cols[p] += data[p::w]
-                n += len(data) // w
-            else:                              # plain rows (or too short: the row path's error)
-                rows = data if not w else rows_of(data, w)
-                for p in need:
-                    cols[p] += map(itemgetter(p), rows)
-                n += len(rows)
-        if not keys:
-            groups: dict = {(): range(n)}
-        else:
-            groups = defaultdict(list)
-            key_column = cols[keys[0]] if len(keys) == 1 else zip(*[cols[p] for p in keys])
-            for i, k in enumerate(key_column):
-                groups[k].append(i)
-        single = len(keys) == 1
-        out = []
-        for k, rows_at in groups.items():
-            out.append(((k,) if single else k) + tuple([
-                _fold(factory, len(rows_at), [list(map(cols[p].__getitem__, rows_at)) for p in ps])
-                for (factory, _), ps in zip(self.aggs, args)]))
-        return out
 
     def _bucket(self, groups: dict, keyfn: Callable[[Row], Any] | None) -> None:
         check = self.rt.check
@@ -1025,41 +789,6 @@ class ColumnOrder:
             return (nulls + pick(max(0, n - len(nulls)), values, key=self.getter))[:n]
         return (pick(n, values, key=self.getter) + nulls)[:n]
 
-    def top_chunks(self, chunks: Iterable[tuple[Sequence, Sequence, int]], n: int) -> list[Row]:
-        """``top`` of the rows of ``chunks`` (``TableScan.chunks``), building few of them.
-
-        Candidates (rows in scan order) are cut back to ``top`` of them whenever they
-        pass 4n; after that, the n-th best value kept is a bar: of a flat chunk only
-        rows whose value beats it strictly (a tie loses to the earlier row, as in
-        ``top``) are built, the bar test run in C over the column ``data[p::w]``.
-        A row the bar drops is beaten by n kept rows, so ``top`` of the candidates
-        is ``top`` of all the rows. A chunk whose column holds NULL is taken whole (its
-        comparison with the bar raises)."""
-        p = self.position
-        beats = gt if self.descending else lt
-        cands: list[Row] = []
-        bar: Any = None
-        for _, data, w in chunks:
-            if not w:
-                cands += data
-            elif bar is None:
-                cands += rows_of(data, w)
-            else:
-                try:
-                    cands += [data[b:b + w] for b in compress(range(0, len(data), w),
-                                                               map(beats, data[p::w], repeat(bar)))]
-                except TypeError:                 # a NULL (or a value of another kind): all of it
-                    cands += rows_of(data, w)
-            if len(cands) > 4 * n + 64:
-                cands = self.top(cands, n)
-                bar = self._bar(cands, n)
-        return self.top(cands, n)
-
-    def _bar(self, best: list[Row], n: int) -> Any:
-        """The n-th best non-NULL value of ``top``'s result ``best`` (None: fewer than n)."""
-        values = [r for r in best if r[self.position] is not None]
-        return values[n - 1][self.position] if len(values) >= n else None
-
 
 class Sort(Operator):
     def __init__(self, child: Operator, key: Any, reverse: bool = False) -> None:
@@ -1094,10 +823,6 @@ class TopN(Operator):
                 pass
             return
         if isinstance(self.key, ColumnOrder):
-            child = self.children[0]
-            if type(child) is TableScan:          # one sort column read from the leaves
-                yield self.key.top_chunks(child.chunks(), n)
-                return
             yield self.key.top(rows, n)
             return
         pick = heapq.nlargest if self.reverse else heapq.nsmallest

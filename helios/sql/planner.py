@@ -17,7 +17,6 @@ import datetime
 import re
 from dataclasses import dataclass, field
 from functools import partial
-from operator import itemgetter
 from typing import Any, Callable
 
 from ..errors import (HeliosError, InvalidParameter, NotImplementedFeature, SemanticError, TypeMismatch,
@@ -103,17 +102,8 @@ class HashJoinPlan:
         emit = pair_columns([(0, p) if p < width else (1, p - width) for p in positions])
         if emit is None:
             return None
-        right = sorted({p - width for p in positions if p >= width})
-        at = {p: i for i, p in enumerate(right)}       # a right column's place in a narrowed row
-        key = _column_position(self.lkey)
-        left = None if key is None else sorted({p for p in positions if p < width} | {key})
-        lat = {p: i for i, p in enumerate(left or ())}
-        narrow = (right, pair_columns([(0, p) if p < width else (1, at[p - width]) for p in positions]),
-                  left, None if key is None else itemgetter(lat[key]),
-                  None if key is None else pair_columns([(0, lat[p]) if p < width else (1, at[p - width])
-                                                         for p in positions]))
         return lambda: HashJoin(self.rt, self.lmake(), self.rmake(), self.lkey, self.rkey, self.kind,
-                                len(self.rscope.columns), self.residual, emit, len(positions), narrow)
+                                len(self.rscope.columns), self.residual, emit, len(positions))
 
     def aggregate(self, keys: list[tuple[str, Compiled]],
                   aggs: list[tuple[Callable[[], Any], list[tuple[str, Compiled]]]]) -> Factory:
@@ -122,14 +112,6 @@ class HashJoinPlan:
 
 
 _IDENTITY = object()          # marks a projection that would copy every row unchanged
-
-
-def _column_position(f: Any) -> int | None:
-    """The position ``f`` reads when it is ``itemgetter(position)`` (a plain column)."""
-    if type(f) is not itemgetter:
-        return None
-    args = f.__reduce__()[1]
-    return args[0] if len(args) == 1 and type(args[0]) is int and args[0] >= 0 else None
 
 
 def split_and(e: ast.Expr | None) -> list[ast.Expr]:

@@ -5,8 +5,8 @@ rather than only a HAMT (``immutables.Map``):
 
 * rows come back in key order (ranges, ``ORDER BY pk``, ``OFFSET`` through the
   per-child ``counts``);
-* a leaf is a batch for the executor: iterating a tuple is an order of
-  magnitude faster than iterating a HAMT;
+* a leaf's ``values`` tuple is a batch for the executor: iterating a tuple is
+  an order of magnitude faster than iterating a HAMT;
 * ``diff`` skips subtrees that both sides share by identity, so a three-way
   merge costs what the change costs, not what the table costs;
 * a checkpoint writes node by node and only nodes whose ``pid`` is still None.
@@ -25,22 +25,12 @@ tuple of untracked objects (keys, rows of plain values, counts) is untracked
 by the collector itself after its first collection, so old versions cost it
 nothing; only the small node objects and inner ``children`` stay visible.
 
-Flat leaves: a leaf whose values are all tuples of one width (a table's rows)
-holds them end to end in one tuple (``Leaf.width``): a million rows then cost
-one tuple per leaf instead of a tuple, a GC header and a pointer per row
-(about 48 bytes a row less, ~275 instead of ~323 resident bytes per users row).
-The form is picked per leaf from its values and never shows in what comes back:
-a read builds the row from the leaf's items (the same objects), writes of rows
-that fit are slice edits, and ``diff`` compares items by identity first. Readers
-that want a column (``chunks``: ``data[j::width]`` in C) skip building rows.
-
 Invariants (checked by ``PTree.validate``):
 
 * keys strictly increase inside a leaf and across leaves;
 * ``Inner.keys[i]`` is exactly the smallest key under ``children[i + 1]``;
 * ``Inner.counts[i]`` is the number of items under ``children[i]``;
 * every leaf is at the same depth;
-* a leaf's ``data`` holds ``len(keys) * (width or 1)`` items;
 * every non-root node holds between ``min`` and ``max`` entries, where
   ``min = max // 4`` (at least 1 for leaves, 2 for inner nodes). The quarter
   (rather than half) minimum avoids split/merge thrashing when inserts and
@@ -53,12 +43,12 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
-from itertools import accumulate, chain, compress, islice
-from operator import is_, is_not, lt
+from itertools import accumulate, compress, islice
+from operator import is_not, lt
 from typing import Any, Callable, ClassVar, Generic, Iterable, Iterator, Sequence, TypeVar, Union
 
 __all__ = [
-    "DiffStats", "INNER_MAX", "Inner", "LEAF_MAX", "Leaf", "MISSING", "Node", "PTree", "flat_width", "same_content", "same_value", "unflatten",
+    "DiffStats", "INNER_MAX", "Inner", "LEAF_MAX", "Leaf", "MISSING", "Node", "PTree",
 ]
 
 K = TypeVar("K")
@@ -94,103 +84,17 @@ _DELETE: Any = object()  # op marker in batched updates; never visible outside
 
 
 class Leaf:
-    """Sorted ``keys`` with their values, held in one of two forms (``width``):
+    """Sorted ``keys`` with parallel ``values`` (tuples: lists given are copied into tuples)."""
 
-    * plain (``width`` 0): ``data[i]`` is the value of ``keys[i]``;
-    * flat (``width`` w >= 1): every value is a tuple of w items (a table's rows),
-      stored end to end in ``data``: the value of ``keys[i]`` is ``data[i*w:(i+1)*w]``
-      and ``data[j::w]`` is the leaf's column j.
+    __slots__ = ("keys", "values", "pid")
 
-    Why flat: a million rows held as a million tuples cost a tuple header, a GC header
-    and a pointer each (~56 bytes a row) on top of their values; a flat leaf holds one
-    tuple per leaf. A value read from a flat leaf is a new tuple each time (holding
-    the same item objects), so "unchanged" means item-by-item identity there.
-
-    ``Leaf(keys, values)`` picks the form: flat exactly when every value is a tuple
-    (not a subclass) of one width >= 1, so no value ever changes type or identity of
-    its items. ``Leaf(keys, data, width=w)`` takes ``data`` as already in form ``w``.
-    """
-
-    __slots__ = ("keys", "data", "width", "pid")
-
-    def __init__(self, keys: Sequence, values: Sequence, pid: Any = None, width: int | None = None) -> None:
+    def __init__(self, keys: Sequence, values: Sequence, pid: Any = None) -> None:
         self.keys = keys if type(keys) is tuple else tuple(keys)
-        if width is None:
-            width = flat_width(values)
-            if width:
-                values = tuple(chain.from_iterable(values))
-        self.data = values if type(values) is tuple else tuple(values)
-        self.width = width
+        self.values = values if type(values) is tuple else tuple(values)
         self.pid = pid
 
-    @property
-    def values(self) -> Sequence:
-        """The values in key order (for a flat leaf: built, one new tuple per value)."""
-        w = self.width
-        return self.data if not w else unflatten(self.data, w)
-
-    def value(self, i: int) -> Any:
-        w = self.width
-        if not w:
-            return self.data[i]
-        if i < 0:
-            i += len(self.keys)
-        return self.data[i * w:i * w + w]
-
-    def run(self, s: int, e: int) -> Sequence:
-        """``values[s:e]`` (``0 <= s <= e <= len``) without building the other values."""
-        w = self.width
-        if not w:
-            return self.data[s:e]
-        return unflatten(self.data[s * w:e * w], w)
-
     def __repr__(self) -> str:
-        form = f", flat width {self.width}" if self.width else ""
-        return f"Leaf({len(self.keys)} items{form}, pid={self.pid!r})"
-
-
-def flat_width(values: Sequence) -> int:
-    """w when every value is a tuple (exactly) of w >= 1 items, else 0 (plain)."""
-    if not values:
-        return 0
-    first = values[0]
-    if type(first) is not tuple or not first:
-        return 0
-    w = len(first)
-    if len(values) > 1 and (set(map(type, values)) != {tuple} or set(map(len, values)) != {w}):
-        return 0
-    return w
-
-
-def unflatten(data: Sequence, w: int) -> list:
-    """The rows of flat ``data`` of width ``w`` as a list of tuples (built in C)."""
-    if w == 1:
-        return [(x,) for x in data]
-    return list(zip(*[data[j::w] for j in range(w)]))
-
-
-def same_value(a: Any, b: Any) -> bool:
-    """``a`` and ``b`` are one value: the same object, or tuples of the same objects
-    (what a flat leaf gives back for a stored tuple). Never ``==``: 1, 1.0 and True differ."""
-    return a is b or (type(a) is tuple and type(b) is tuple and len(a) == len(b) and all(map(is_, a, b)))
-
-
-def same_content(a: Any, b: Any) -> bool:
-    """``a`` and ``b`` hold the same data, as ``diff`` tells values apart: the same object,
-    or equal with the same type (item by item for tuples). 1, 1.0 and True differ; two
-    equal strings or rows that are distinct objects do not."""
-    if a is b:
-        return True
-    if type(a) is not type(b):
-        return False
-    if type(a) is tuple:
-        return len(a) == len(b) and all(map(same_content, a, b))
-    return a == b
-
-
-def _fits(value: Any, w: int) -> bool:
-    """``value`` can be stored in a flat leaf of width ``w``."""
-    return type(value) is tuple and len(value) == w
+        return f"Leaf({len(self.keys)} items, pid={self.pid!r})"
 
 
 class Inner:
@@ -286,21 +190,11 @@ def _bounds(n: int, cap: int) -> list[int]:
 
 
 def _pack_leaves(keys: list, values: list, lay: _Layout) -> list[Leaf]:
-    """Leaves of the pairs (each leaf picks its form)."""
     n = len(keys)
     if n <= lay.leaf_max:
         return [Leaf(keys, values)] if n else []
     cuts = _bounds(n, lay.leaf_max)
     return [Leaf(keys[s:e], values[s:e]) for s, e in zip(cuts, cuts[1:])]
-
-
-def _pack_flat(keys: Sequence, data: Sequence, w: int, lay: _Layout) -> list[Leaf]:
-    """``_pack_leaves`` of rows given flat (width ``w`` >= 1), cut by slices."""
-    n = len(keys)
-    if n <= lay.leaf_max:
-        return [Leaf(keys, data, width=w)] if n else []
-    cuts = _bounds(n, lay.leaf_max)
-    return [Leaf(keys[s:e], data[s * w:e * w], width=w) for s, e in zip(cuts, cuts[1:])]
 
 
 def _pack_inners(children: list, mins: list, counts: list, lay: _Layout) -> list[Inner]:
@@ -326,11 +220,7 @@ def _size(node: Node) -> int:
 def _combine(left: Node, right: Node, right_min: Any, lay: _Layout) -> list[Node]:
     """Merge two siblings, re-splitting evenly in two if they overflow (borrow)."""
     if type(left) is Leaf:
-        keys = left.keys + right.keys
-        w = left.width
-        if w and w == right.width:  # type: ignore[union-attr]
-            return _pack_flat(keys, left.data + right.data, w, lay)  # type: ignore[union-attr,return-value]
-        return _pack_leaves(keys, [*left.values, *right.values], lay)  # type: ignore[union-attr,return-value]
+        return _pack_leaves(left.keys + right.keys, left.values + right.values, lay)  # type: ignore[return-value]
     keys = left.keys + (right_min,) + right.keys
     children = left.children + right.children
     counts = left.counts + right.counts
@@ -353,13 +243,40 @@ def _apply(node: Node, ok: list, ov: list, lo: int, hi: int, lay: _Layout) -> li
 
 
 def _apply_leaf(leaf: Leaf, ok: list, ov: list, lo: int, hi: int, lay: _Layout) -> list[Node]:
-    keys, w = leaf.keys, leaf.width
-    few = (hi - lo) * 16 <= len(keys) or hi - lo <= 2
-    if w and not all(v is _DELETE or _fits(v, w) for v in islice(ov, lo, hi)):
-        few = False   # a value that does not fit: rebuild the leaf from its values
-    if few:
-        return _apply_few(leaf, ok, ov, lo, hi, lay)
-    vals = leaf.values
+    keys, vals = leaf.keys, leaf.values
+    if (hi - lo) * 16 <= len(keys) or hi - lo <= 2:
+        # Few ops: bisect + list edits on list copies made at the first change.
+        nk, nv = keys, vals
+        kcopied = vcopied = False
+        start = 0
+        for p in range(lo, hi):
+            k, v = ok[p], ov[p]
+            i = bisect_left(nk, k, start)
+            start = i
+            if i < len(nk) and nk[i] == k:
+                if v is _DELETE:
+                    if not kcopied:
+                        nk, kcopied = list(nk), True
+                    if not vcopied:
+                        nv, vcopied = list(nv), True
+                    del nk[i]
+                    del nv[i]
+                elif nv[i] is not v:
+                    if not vcopied:
+                        nv, vcopied = list(nv), True
+                    nv[i] = v
+            elif v is not _DELETE:
+                if not kcopied:
+                    nk, kcopied = list(nk), True
+                if not vcopied:
+                    nv, vcopied = list(nv), True
+                nk.insert(i, k)
+                nv.insert(i, v)
+        if not vcopied:
+            return [leaf]
+        if not kcopied:
+            return [Leaf(keys, nv)]
+        return _pack_leaves(nk, nv, lay)  # type: ignore[return-value]
     # Many ops: merge through a dict (C loops); a sort of two sorted runs is linear.
     d = dict(zip(keys, vals))
     inserted = removed = replaced = False
@@ -369,7 +286,7 @@ def _apply_leaf(leaf: Leaf, ok: list, ov: list, lo: int, hi: int, lay: _Layout) 
                 removed = True
         else:
             old = d.get(k, _DELETE)
-            if not same_value(old, v):
+            if old is not v:
                 d[k] = v
                 if old is _DELETE:
                     inserted = True
@@ -383,51 +300,6 @@ def _apply_leaf(leaf: Leaf, ok: list, ov: list, lo: int, hi: int, lay: _Layout) 
     if removed:
         return _pack_leaves(list(d), list(d.values()), lay)  # type: ignore[return-value]
     return [Leaf(keys, list(d.values()))]
-
-
-def _apply_few(leaf: Leaf, ok: list, ov: list, lo: int, hi: int, lay: _Layout) -> list[Node]:
-    """A few ops on one leaf: bisect, then edits of list copies made at the first change.
-
-    A flat leaf (all puts fit its width: ``_apply_leaf`` checks) is edited a row at a
-    time as a slice of its items; a value already held (the same object, or for a row
-    the same items) is no change, so the leaf is returned as it is."""
-    keys, w = leaf.keys, leaf.width
-    u = w or 1                                     # items per value in ``data``
-    nk: Any = keys
-    nd: Any = leaf.data
-    kcopied = dcopied = False
-    start = 0
-    for p in range(lo, hi):
-        k, v = ok[p], ov[p]
-        i = bisect_left(nk, k, start)
-        start = i
-        a = i * u
-        if i < len(nk) and nk[i] == k:
-            if v is _DELETE:
-                if not kcopied:
-                    nk, kcopied = list(nk), True
-                if not dcopied:
-                    nd, dcopied = list(nd), True
-                del nk[i]
-                del nd[a:a + u]
-            elif not (all(map(is_, v, nd[a:a + w])) if w else same_value(nd[a], v)):
-                if not dcopied:
-                    nd, dcopied = list(nd), True
-                nd[a:a + u] = v if w else (v,)
-        elif v is not _DELETE:
-            if not kcopied:
-                nk, kcopied = list(nk), True
-            if not dcopied:
-                nd, dcopied = list(nd), True
-            nk.insert(i, k)
-            nd[a:a] = v if w else (v,)
-    if not dcopied:
-        return [leaf]
-    if not w:                                      # plain: the new leaves pick their form
-        return [Leaf(keys, nd)] if not kcopied else _pack_leaves(nk, nd, lay)  # type: ignore[return-value]
-    if not kcopied:
-        return [Leaf(keys, nd, width=w)]
-    return _pack_flat(nk, nd, w, lay)  # type: ignore[return-value]
 
 
 def _apply_inner(node: Inner, ok: list, ov: list, lo: int, hi: int, lay: _Layout) -> list[Node]:
@@ -568,20 +440,15 @@ class _Cursor:
         self.hi = node.keys[0]
         self.start = 0
 
-    def take(self, bound: Any) -> tuple[Sequence, Sequence, int]:
-        """The current leaf's keys, data and width from ``start`` up to ``bound`` (None: its
-        end), without copying a whole leaf; moves past the leaf once it is used up."""
+    def take(self, bound: Any) -> tuple[Sequence, Sequence]:
+        """The current leaf's keys and values from ``start`` up to ``bound`` (None: its end),
+        without copying a whole leaf; moves past the leaf once it is used up."""
         node = self.node
         if node is None:
-            return (), (), 0
+            return (), ()
         s, keys = self.start, node.keys
         e = len(keys) if bound is None else bisect_left(keys, bound, s)
-        w = node.width
-        if s == 0 and e == len(keys):
-            run = (keys, node.data, w)
-        else:
-            u = w or 1
-            run = (keys[s:e], node.data[s * u:e * u], w)
+        run = (keys, node.values) if s == 0 and e == len(keys) else (keys[s:e], node.values[s:e])
         if e == len(keys):
             self.advance()
         else:
@@ -623,28 +490,14 @@ def _skip_shared_siblings(a: _Cursor, b: _Cursor) -> None:
     fa[1] = fb[1] = next(compress(range(i, n), map(is_not, islice(ac, i, None), islice(bc, i, None))), n)
 
 
-def _diff_runs(ka: Sequence, da: Sequence, wa: int, kb: Sequence, db: Sequence, wb: int
+def _diff_runs(ka: Sequence, va: Sequence, kb: Sequence, vb: Sequence
                ) -> Iterator[tuple[Any, Any, Any]]:
-    """The differing keys of two runs of leaf data (``Leaf.data`` in form ``wa``, ``wb``)."""
-    if wa and wa == wb and ka == kb:
-        # Flat runs of one shape: items replaced (by identity, in C) name the rows to compare.
-        w, last = wa, -1
-        for p in compress(range(len(da)), map(is_not, da, db)):
-            i = p // w
-            if i != last:
-                last = i
-                x, y = da[i * w:i * w + w], db[i * w:i * w + w]
-                if not same_content(x, y):
-                    yield ka[i], x, y
-        return
-    va = unflatten(da, wa) if wa else da
-    vb = unflatten(db, wb) if wb else db
-    if ka == kb and not wa and not wb:
+    if ka == kb:
         # Same keys (a value-only change keeps the keys list): find the replaced values
         # with C-level identity checks, then compare just those.
         for i in compress(range(len(ka)), map(is_not, va, vb)):
             x, y = va[i], vb[i]
-            if not same_content(x, y):
+            if not x == y:
                 yield ka[i], x, y
         return
     i = j = 0
@@ -659,7 +512,7 @@ def _diff_runs(ka: Sequence, da: Sequence, wa: int, kb: Sequence, db: Sequence, 
             j += 1
         else:
             p, q = va[i], vb[j]
-            if not same_content(p, q):
+            if p is not q and not p == q:
                 yield x, p, q
             i += 1
             j += 1
@@ -667,13 +520,6 @@ def _diff_runs(ka: Sequence, da: Sequence, wa: int, kb: Sequence, db: Sequence, 
         yield ka[i], va[i], MISSING
     for j in range(j, nb):
         yield kb[j], MISSING, vb[j]
-
-
-def _check_increasing(keys: Sequence) -> None:
-    if not all(map(lt, keys, islice(keys, 1, None))):
-        bad = next(i for i in range(1, len(keys)) if not keys[i - 1] < keys[i])
-        raise ValueError(f"from_sorted: keys not strictly increasing at position {bad}: "
-                         f"{keys[bad - 1]!r} then {keys[bad]!r}")
 
 
 # ----------------------------------------------------------------------------
@@ -711,41 +557,16 @@ class PTree(Generic[K, V]):
         between the rows that stay (about 10 bytes per row of resident memory)."""
         if len(keys) != len(values):
             raise ValueError(f"from_sorted_columns: {len(keys)} keys but {len(values)} values")
-        _check_increasing(keys)
+        if not all(map(lt, keys, islice(keys, 1, None))):
+            bad = next(i for i in range(1, len(keys)) if not keys[i - 1] < keys[i])
+            raise ValueError(f"from_sorted: keys not strictly increasing at position {bad}: "
+                             f"{keys[bad - 1]!r} then {keys[bad]!r}")
         n = len(keys)
         if not n:
             return cls()
-        cuts = _bounds(n, cls._layout.leaf_max)
-        return cls._build([Leaf(keys[s:e], values[s:e]) for s, e in zip(cuts, cuts[1:])], keys, cuts)
-
-    @classmethod
-    def from_sorted_flat(cls, keys: Sequence[K], pieces: Sequence[Sequence], width: int) -> PTree[K, V]:
-        """``from_sorted_columns`` of values that are all tuples of ``width`` >= 1 items, given
-        end to end (value i = items ``i*width`` to ``(i+1)*width``) in ``pieces`` of ``leaf_max``
-        values each, the last maybe fewer: each piece becomes a flat leaf as it is (the
-        last two re-cut evenly if the last is too small). No tuple per value is built, and
-        a caller can gather a piece at a time while the values stream in."""
-        n = len(keys)
-        cap = cls._layout.leaf_max
-        sizes = [len(p) for p in pieces]
-        if width < 1 or sum(sizes) != n * width or any(s != cap * width for s in sizes[:-1]):
-            raise ValueError(f"from_sorted_flat: pieces of {sizes[:3]}... items are not "
-                             f"{n} values of width {width} in leaves of {cap}")
-        _check_increasing(keys)
-        if not n:
-            return cls()
-        leaves = [Leaf(keys[i * cap:(i + 1) * cap], p, width=width) for i, p in enumerate(pieces)]
-        if len(leaves) > 1 and len(leaves[-1].keys) < cls._layout.leaf_min:
-            a, b = leaves[-2:]
-            leaves[-2:] = _pack_flat(a.keys + b.keys, a.data + b.data, width, cls._layout)
-        cuts = list(accumulate([len(leaf.keys) for leaf in leaves], initial=0))
-        return cls._build(leaves, keys, cuts)  # type: ignore[arg-type]
-
-    @classmethod
-    def _build(cls, nodes: list[Node], keys: Sequence, cuts: list[int]) -> PTree:
-        """The tree over ``nodes``, the leaves holding ``keys[cuts[i]:cuts[i + 1]]``, bottom-up."""
         lay = cls._layout
-        n = len(keys)
+        cuts = _bounds(n, lay.leaf_max)
+        nodes: list[Node] = [Leaf(keys[s:e], values[s:e]) for s, e in zip(cuts, cuts[1:])]
         mins = [keys[s] for s in cuts[:-1]]
         counts = [e - s for s, e in zip(cuts, cuts[1:])]
         while len(nodes) > 1:
@@ -774,11 +595,7 @@ class PTree(Generic[K, V]):
         keys = node.keys
         i = bisect_left(keys, key)
         if i < len(keys) and keys[i] == key:
-            w = node.width
-            if w:
-                i *= w
-                return node.data[i:i + w]
-            return node.data[i]
+            return node.values[i]
         return default
 
     def leaf_for(self, key: K) -> Leaf | None:
@@ -825,41 +642,25 @@ class PTree(Generic[K, V]):
             node = node.children[i]
         keys = node.keys
         i = bisect_left(keys, key)
-        w = node.width
-        fits = w and _fits(value, w)
         if i < len(keys) and keys[i] == key:
             if must_be_new:
                 raise KeyError(key)
-            data = node.data
-            if fits:
-                a = i * w
-                if all(map(is_, value, data[a:a + w])):
-                    return self
-                new: Node = Leaf(keys, data[:a] + value + data[a + w:], width=w)
-            elif not w and same_value(data[i], value):
+            if node.values[i] is value:
                 return self
-            else:
-                new = Leaf(keys, _replaced(tuple(node.values), i, value))
+            new: Node = Leaf(keys, _replaced(node.values, i, value))
             for inner, ci in reversed(path):  # shapes and counts unchanged: share keys/counts
                 new = Inner(inner.keys, _replaced(inner.children, ci, new), inner.counts)
             return cls(new, self._size)
         lay = self._layout
         nk = _inserted(keys, i, key)
-        if fits:
-            a = i * w
-            nv = node.data[:a] + value + node.data[a:]          # flat: one row of w items
-            form: int | None = w
-        else:
-            nv = _inserted(tuple(node.values), i, value)
-            form, w = None, 1                                    # each new leaf picks its form
+        nv = _inserted(node.values, i, value)
         n = len(nk)
         if n <= lay.leaf_max:
-            new = Leaf(nk, nv, width=form)
+            new = Leaf(nk, nv)
             split: tuple[Node, Node, Any] | None = None
         else:
             cut = n - lay.leaf_min if right_edge and i == n - 1 else n // 2
-            left = Leaf(nk[:cut], nv[:cut * w], width=form)
-            right = Leaf(nk[cut:], nv[cut * w:], width=form)
+            left, right = Leaf(nk[:cut], nv[:cut]), Leaf(nk[cut:], nv[cut:])
             split = (left, right, nk[cut])
         for inner, ci in reversed(path):
             counts = inner.counts
@@ -910,12 +711,7 @@ class PTree(Generic[K, V]):
         if len(keys) == 1:
             return cls()
         nk = _deleted(keys, i)
-        w = node.width
-        if w:
-            a = i * w
-            new: Node = Leaf(nk, node.data[:a] + node.data[a + w:], width=w)
-        else:
-            new = Leaf(nk, _deleted(node.data, i))
+        new: Node = Leaf(nk, _deleted(node.values, i))
         fix_separator = i == 0  # the leaf's smallest key changed
         for inner, ci in reversed(path):
             counts = inner.counts
@@ -965,36 +761,8 @@ class PTree(Generic[K, V]):
                 ) -> Iterator[tuple[Sequence[K], Sequence[V]]]:
         """One non-empty ``(keys, values)`` pair per leaf within the bounds; None = unbounded.
 
-        A whole plain leaf is yielded as its own tuples (no copy); a flat leaf's values
-        are built (one tuple per value: ``chunks`` reads them without that)."""
-        for leaf, s, e in self._spans(lo, hi, lo_inclusive, hi_inclusive, reverse):
-            ks = leaf.keys
-            if reverse:
-                yield ks[s:e][::-1], leaf.run(s, e)[::-1]
-            elif s == 0 and e == len(ks):
-                yield ks, leaf.values
-            else:
-                yield ks[s:e], leaf.run(s, e)
-
-    def chunks(self, lo: Any = None, hi: Any = None, *, lo_inclusive: bool = True,
-               hi_inclusive: bool = True, reverse: bool = False
-               ) -> Iterator[tuple[Sequence[K], Sequence, int]]:
-        """``batches`` as the leaves hold them: ``(keys, data, width)`` per leaf, where width
-        0 means ``data`` is the values and width w >= 1 means value i is ``data[i*w:(i+1)*w]``
-        (so ``data[j::w]`` is item j of every value, taken in C). Reverse chunks are plain."""
-        for leaf, s, e in self._spans(lo, hi, lo_inclusive, hi_inclusive, reverse):
-            ks, w = leaf.keys, leaf.width
-            if reverse:
-                yield ks[s:e][::-1], leaf.run(s, e)[::-1], 0
-            elif s == 0 and e == len(ks):
-                yield ks, leaf.data, w
-            else:
-                u = w or 1
-                yield ks[s:e], leaf.data[s * u:e * u], w
-
-    def _spans(self, lo: Any, hi: Any, lo_inclusive: bool, hi_inclusive: bool, reverse: bool
-               ) -> Iterator[tuple[Leaf, int, int]]:
-        """``(leaf, s, e)``: the non-empty positions ``s:e`` of each leaf within the bounds, in order."""
+        Whole leaves are yielded as the leaf's own tuples (no copy).
+        """
         root = self.root
         if root is None:
             return
@@ -1020,7 +788,7 @@ class PTree(Generic[K, V]):
                 s = 0 if not last else (
                     bisect_left(ks, lo) if lo_inclusive else bisect_right(ks, lo))
                 if s < e:
-                    yield leaf, s, e
+                    yield ks[s:e][::-1], leaf.values[s:e][::-1]
                 if last:
                     return
                 hi = None
@@ -1032,8 +800,10 @@ class PTree(Generic[K, V]):
                 last = hi is not None and not ks[-1] < hi  # later leaves hold only keys > ks[-1]
                 e = len(ks) if not last else (
                     bisect_right(ks, hi) if hi_inclusive else bisect_left(ks, hi))
-                if s < e:
-                    yield leaf, s, e
+                if s == 0 and e == len(ks):
+                    yield ks, leaf.values
+                elif s < e:
+                    yield ks[s:e], leaf.values[s:e]
                 if last:
                     return
                 lo = None
@@ -1062,7 +832,7 @@ class PTree(Generic[K, V]):
             return None
         while type(node) is Inner:
             node = node.children[0]
-        return node.keys[0], node.value(0)
+        return node.keys[0], node.values[0]
 
     def last(self) -> tuple[K, V] | None:
         node = self.root
@@ -1070,7 +840,7 @@ class PTree(Generic[K, V]):
             return None
         while type(node) is Inner:
             node = node.children[-1]
-        return node.keys[-1], node.value(-1)
+        return node.keys[-1], node.values[-1]
 
     def rank(self, key: K) -> int:
         """Number of keys ``< key`` in O(log n), from the per-child counts."""
@@ -1106,7 +876,7 @@ class PTree(Generic[K, V]):
             node = node.children[i]
         first = True
         for leaf in _walk(stack, node, reverse):
-            ks, vs = leaf.keys, leaf.values       # (a flat leaf builds its values here)
+            ks, vs = leaf.keys, leaf.values
             if not first:
                 pos = len(ks) - 1 if reverse else 0
             first = False
@@ -1156,10 +926,10 @@ class PTree(Generic[K, V]):
             # Both heads are leaves (or exhausted): compare keys below the nearer bound.
             h = b.hi if a.hi is None else a.hi if b.hi is None else (
                 a.hi if a.hi <= b.hi else b.hi)
-            ka, da, wa = a.take(h)
-            kb, db, wb = b.take(h)
+            ka, va = a.take(h)
+            kb, vb = b.take(h)
             if ka or kb:
-                yield from _diff_runs(ka, da, wa, kb, db, wb)
+                yield from _diff_runs(ka, va, kb, vb)
 
     def nodes(self, skip: Callable[[Node], bool] | None = None) -> Iterator[Node]:
         """Every reachable node, children before parents.
@@ -1196,10 +966,8 @@ class PTree(Generic[K, V]):
                 if level != 0:
                     raise ValueError(f"leaf at height {level}, expected uniform depth {depth}")
                 ks = node.keys
-                w = node.width
-                if type(node.data) is not tuple or type(w) is not int or w < 0 \
-                        or len(node.data) != len(ks) * (w or 1):
-                    raise ValueError(f"leaf data does not hold {len(ks)} values of width {w!r}")
+                if len(ks) != len(node.values):
+                    raise ValueError("leaf keys/values lengths differ")
                 if not ks:
                     raise ValueError("empty leaf")
                 if not is_root and not lay.leaf_min <= len(ks) <= lay.leaf_max:

@@ -14,20 +14,16 @@ Record kinds: (0, keys, values) leaf; (1, keys, child_pids, counts) inner;
 (3, ((table, table_pid), ...), ((object, value), ...)) state;
 (4, seq, ts, state_pid, parent_pids, author, kind) commit;
 (5, base_leaf_pid, positions, values) a leaf holding the base leaf's keys and values
-except ``values`` at ``positions``; (6, keys or None, width, data) a flat leaf
-(``btree.Leaf``: its rows end to end; None: the keys are the rows' first items).
-Kind 5 is how a value-only change of a leaf is written (found by the ``keys`` that
-path copying shares): the record costs the change, and on load the new leaf shares
-its keys and unchanged rows with the base, so a reopened store holds its history
-in as little memory as the live one did. Kind 6 decodes straight into the leaf's
-one tuple: no tuple per row is built and freed on open (each would leave a hole
-in the allocator's pools between the values that stay).
+except ``values`` at ``positions``. Kind 5 is how a value-only change of a leaf is
+written (found by the ``keys`` that path copying shares): the record costs the
+change, and on load the new leaf shares its keys and unchanged rows with the
+base, so a reopened store holds its history in as little memory as the live one did.
 """
 from __future__ import annotations
 
 import os
 from itertools import compress
-from operator import is_, is_not
+from operator import is_not
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -35,7 +31,7 @@ import immutables
 
 from ..errors import CorruptDatabase
 from . import codec
-from .btree import Inner, Leaf, PTree, same_value, unflatten
+from .btree import Inner, Leaf, PTree
 from .commits import Commit
 from .fileio import atomic_write, encode_record, fsync_directory, read_header, scan_records, write_header
 from .schema import TableSchema
@@ -45,13 +41,11 @@ from .table import Table
 NODES_MAGIC = b"HELINODE"
 MANIFEST_MAGIC = b"HELIMANI"
 MANIFEST_VERSION = 1
-# Node files: version 2 added leaf deltas (record kind 5), version 3 flat leaves (kind 6).
-# An older file is still read, and appended to with only the kinds its version knows,
-# so the release that wrote it can keep reading it.
-NODES_VERSION = 3
-NODES_READABLE = (1, 2, 3)
+# Node files: version 2 added leaf deltas (record kind 5). A version-1 file is still
+# read, and appended to without deltas, so an older release can keep reading it.
+NODES_VERSION = 2
+NODES_READABLE = (1, 2)
 _DELTAS_SINCE = 2
-_FLAT_SINCE = 3
 HEADER_LEN = 12
 _NONE = -1
 
@@ -128,13 +122,10 @@ class NodeWriter:
     def _leaf_record(self, leaf: Leaf, prev: PTree | None) -> tuple:
         base = prev.leaf_for(leaf.keys[0]) if prev is not None else None
         if self.version >= _DELTAS_SINCE and base is not None and base.keys is leaf.keys and self._known(base):
-            changed = _changed_positions(base, leaf)
-            if 2 * len(changed) < len(leaf.keys):
-                return (5, self._pid(base), changed, [leaf.value(i) for i in changed])
-        w = leaf.width
-        if w and self.version >= _FLAT_SINCE:
-            data = leaf.data
-            return (6, None if all(map(is_, leaf.keys, data[0::w])) else leaf.keys, w, data)
+            values = leaf.values
+            changed = list(compress(range(len(values)), map(is_not, base.values, values)))
+            if 2 * len(changed) < len(values):
+                return (5, self._pid(base), changed, [values[i] for i in changed])
         return (0, leaf.keys, leaf.values)
 
     def add_state(self, state: DbState, prev: DbState | None = None) -> None:
@@ -226,13 +217,13 @@ def load_nodes(path: Path, length: int, root: Commit, *,
     # A leaf becomes a Leaf object only when its parent's record arrives, so the leaves
     # under one inner node sit side by side in memory instead of one per 128 decoded
     # rows: copying an inner node's children (every write path does) stays cache-friendly.
-    pending: dict[int, _LeafParts] = {}
+    pending: dict[int, tuple[Sequence, Sequence]] = {}
 
     def node(pid: int) -> Any:
         obj = objs[pid]
         if obj is None:
-            keys, data, width = pending.pop(pid)
-            obj = objs[pid] = Leaf(keys, data, pid, width)
+            keys, values = pending.pop(pid)
+            obj = objs[pid] = Leaf(keys, values, pid)
         return obj
 
     total = len(payloads)
@@ -241,9 +232,7 @@ def load_nodes(path: Path, length: int, root: Commit, *,
         kind = rec[0]
         obj: Any = None
         if kind == 0:
-            pending[i] = (_row_keys(rec[1], rec[2]), tuple(rec[2]), None)
-        elif kind == 6 and version >= _FLAT_SINCE:
-            pending[i] = _flat_leaf(rec, f"{path}: node {i}")
+            pending[i] = (_row_keys(rec[1], rec[2]), tuple(rec[2]))
         elif kind == 5 and version >= _DELTAS_SINCE:
             pending[i] = _delta_leaf(objs, pending, rec, f"{path}: node {i}")
         elif kind == 1:
@@ -270,59 +259,26 @@ def load_nodes(path: Path, length: int, root: Commit, *,
     return objs
 
 
-# A leaf before its object exists: keys, data, width (None: data are values, form to pick).
-_LeafParts = tuple[Sequence, Sequence, "int | None"]
-
-
-def _changed_positions(base: Leaf, leaf: Leaf) -> list[int]:
-    """Positions whose value ``leaf`` replaced (same keys): by identity, item by item for rows."""
-    w = leaf.width
-    if w and w == base.width:
-        items = compress(range(len(leaf.data)), map(is_not, base.data, leaf.data))
-        return list(dict.fromkeys(p // w for p in items))
-    if not w and not base.width:
-        return list(compress(range(len(leaf.data)), map(is_not, base.data, leaf.data)))
-    return [i for i, (x, y) in enumerate(zip(base.values, leaf.values)) if not same_value(x, y)]
-
-
-def _flat_leaf(rec: tuple, where: str) -> _LeafParts:
-    """A kind-6 record: the rows end to end; keys None = each row's first item (as in memory:
-    one int per row, not two)."""
-    _, keys, width, data = rec
-    if type(width) is not int or width < 1 or type(data) is not tuple or len(data) % width \
-            or (keys is not None and len(keys) * width != len(data)) or not data:
-        raise CorruptDatabase(f"{where}: bad flat leaf")
-    column = data[0::width]
-    if keys is None:
-        return column, data, width
-    return _shared_keys(keys, column), data, width
-
-
-def _delta_leaf(objs: list[Any], pending: dict[int, _LeafParts], rec: tuple, where: str) -> _LeafParts:
-    """A kind-5 record: the parts of a leaf that is its base leaf with some values replaced;
-    the keys are the base's own object, as they were in memory, and so are the unchanged
-    values (or items of a flat leaf's rows)."""
+def _delta_leaf(objs: list[Any], pending: dict[int, tuple[Sequence, Sequence]], rec: tuple,
+                where: str) -> tuple[Sequence, list]:
+    """A kind-5 record: the keys and values of a leaf that is its base leaf with some values
+    replaced; the keys are the base's own object, as they were in memory."""
     _, base_pid, positions, values = rec
     base = objs[base_pid] if 0 <= base_pid < len(objs) else None
     if type(base) is Leaf:
-        keys, data, width = base.keys, base.data, base.width
+        keys, base_values = base.keys, base.values
     elif base is None and base_pid in pending:
-        keys, data, width = pending[base_pid]
+        keys, base_values = pending[base_pid]
     else:
         raise CorruptDatabase(f"{where}: bad leaf delta (base {base_pid} is not a leaf)")
     if len(positions) != len(values):
         raise CorruptDatabase(f"{where}: bad leaf delta ({len(positions)} positions, {len(values)} values)")
-    if any(type(i) is not int or not 0 <= i < len(keys) for i in positions):
-        raise CorruptDatabase(f"{where}: leaf delta position out of range")
-    if width and all(type(v) is tuple and len(v) == width for v in values):
-        out = list(data)
-        for i, v in zip(positions, values):
-            out[i * width:(i + 1) * width] = v
-        return keys, tuple(out), width
-    rows = list(data) if not width else unflatten(data, width)
+    out = list(base_values)
     for i, v in zip(positions, values):
-        rows[i] = v
-    return keys, rows, None
+        if not 0 <= i < len(out):
+            raise CorruptDatabase(f"{where}: leaf delta position {i} out of range")
+        out[i] = v
+    return keys, out
 
 
 def _row_keys(keys: Sequence, rows: Sequence) -> list:
@@ -330,11 +286,6 @@ def _row_keys(keys: Sequence, rows: Sequence) -> list:
     (an INTEGER PRIMARY KEY), as in memory before the restart: one int per row, not two."""
     return [r[0] if type(r) is tuple and r and type(r[0]) is type(k) and r[0] == k else k
             for k, r in zip(keys, rows)]
-
-
-def _shared_keys(keys: Sequence, column: Sequence) -> list:
-    """``_row_keys`` given the rows' first items."""
-    return [c if type(c) is type(k) and c == k else k for k, c in zip(keys, column)]
 
 
 def _tree(node: Callable[[int], Any], pid: int) -> PTree:

@@ -73,14 +73,6 @@ class StateView:
         return self.table(table).rows.batches(lo, hi, lo_inclusive=lo_inclusive,
                                               hi_inclusive=hi_inclusive, reverse=reverse)
 
-    def scan_chunks(self, table: str, lo: Any = None, hi: Any = None, *, lo_inclusive: bool = True,
-                    hi_inclusive: bool = True, reverse: bool = False) -> Iterator[tuple[Sequence, Sequence, int]]:
-        """``scan`` as the leaves hold the rows: ``(keys, data, width)`` per leaf, where
-        width w >= 1 means row i is ``data[i*w:(i+1)*w]`` and 0 that ``data`` is the rows
-        (see ``PTree.chunks``): a column is ``data[j::w]``, no tuple built per row."""
-        return self.table(table).rows.chunks(lo, hi, lo_inclusive=lo_inclusive,
-                                             hi_inclusive=hi_inclusive, reverse=reverse)
-
     def index_scan(self, table: str, index: str, lo: Sequence[Any] | None = None,
                    hi: Sequence[Any] | None = None, *, lo_inclusive: bool = True,
                    hi_inclusive: bool = True, reverse: bool = False) -> Iterator[tuple[list, list]]:

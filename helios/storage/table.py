@@ -14,25 +14,17 @@ and the caller diffs the trees instead.
 """
 from __future__ import annotations
 
-import gc
-from itertools import chain, islice
-from operator import itemgetter, lt
 from typing import Any, Iterable, Iterator, Sequence
 
 from ..errors import DuplicateKey, UniqueViolation
 from ..gcpause import paused
-from .btree import PTree, flat_width, unflatten
+from .btree import PTree
 from .keys import TOP, index_key, index_prefix, prefix_bounds
 from .schema import IndexDef, TableSchema
 
 Row = tuple
 
 CHANGE_LOG_LIMIT = 4096     # links kept per log before a write starts a new one (bounded memory)
-
-
-def _rows_of(pieces: list[tuple], width: int) -> list[Row]:
-    """The rows held end to end in ``pieces`` (``width`` items each)."""
-    return [row for data in pieces for row in unflatten(data, width)]
 
 
 class ChangeLog:
@@ -277,58 +269,26 @@ class Table:
 
         Returns (table, keys, rows). Keys arriving in increasing order after the
         table's last key (a bulk load) need no duplicate set and build the tree
-        bottom-up; anything else is checked key by key and merged in.
-
-        Rows come in pieces of a leaf's size; while all are tuples of one width, each
-        piece is also gathered end to end, and a load into an empty, unindexed table
-        makes those the flat leaves (``PTree.from_sorted_flat``). Rows made for this
-        load (a generator's: the collector still tracks the first, it has not outlived
-        a collection) are not kept: a piece is freed before the next is made, so a
-        million of them are never alive at once between the values that stay (freed,
-        they would leave as many holes in the allocator's pools), and the rows returned
-        for the log are rebuilt afterwards, together, so they are freed together. Rows
-        that outlived a collection are held by their owner anyway (a list): the log
-        takes them as they are."""
+        bottom-up; anything else is checked key by key and merged in."""
         keys: list = []
-        pieces: list[tuple] = []   # each piece's rows end to end, while all are tuples of ``width`` items
-        new_rows: list = []        # the rows as given: all if ``keep``, else from the first piece not flat
-        width: int | None = None   # None: no piece yet; 0: not flat
-        keep = True
+        new_rows: list = []
         next_rowid = self.next_rowid
-        pk = self.schema.primary_key
-        key_of = None if self.schema.has_rowid else itemgetter(*pk)   # (a tuple for a composite key)
+        rowid = self.schema.has_rowid
+        key_of = self.key_of
         increasing = True
-        last: Any = None
-        it = iter(rows)
-        for piece in iter(lambda: list(islice(it, PTree.leaf_max)), []):
-            if key_of is None:
-                ks = list(range(next_rowid, next_rowid + len(piece)))
-                next_rowid += len(piece)
+        last = None
+        for row in rows:
+            if rowid:
+                key, next_rowid = next_rowid, next_rowid + 1
             else:
-                ks = list(map(key_of, piece))
-            if increasing:
-                increasing = (last is None or last < ks[0]) and all(map(lt, ks, islice(ks, 1, None)))
-            last = ks[-1]
-            keys += ks
-            if width is None:
-                width = flat_width(piece)
-                keep = not width or not gc.is_tracked(piece[0])
-            if width and flat_width(piece) == width:
-                pieces.append(tuple(chain.from_iterable(piece)))
-                if keep:
-                    new_rows += piece
-                continue
-            if width:                                # the first piece that is not flat: rows from here on
-                if not keep:
-                    new_rows = _rows_of(pieces, width)
-                width, keep, pieces = 0, True, []
-            new_rows += piece
+                key = key_of(row)
+            if increasing and last is not None and not last < key:
+                increasing = False
+            last = key
+            keys.append(key)
+            new_rows.append(row)
         if not keys:
             return self, keys, new_rows
-        if pieces and (self.rows or not increasing or self.schema.indexes):
-            if not keep:
-                new_rows = _rows_of(pieces, width)
-            pieces = []
         tail = self.rows.last()
         if not (increasing and (tail is None or tail[0] < keys[0])):
             if len(set(keys)) != len(keys):
@@ -352,11 +312,7 @@ class Table:
                         raise UniqueViolation(f"UNIQUE constraint failed: {self.schema.name}({cols})")
                     batch_vals.add(vals)
             indexes[ix.name] = indexes[ix.name].update(puts=entries)
-        if pieces:
-            tree = PTree.from_sorted_flat(keys, pieces, width)      # type: ignore[arg-type]
-            if not keep:
-                new_rows = _rows_of(pieces, width)
-        elif not self.rows and increasing:
+        if not self.rows and increasing:
             tree = PTree.from_sorted_columns(keys, new_rows)
         else:
             tree = self.rows.update(puts=zip(keys, new_rows))

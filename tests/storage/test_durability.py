@@ -10,7 +10,6 @@ import pytest
 
 from helios import errors
 from helios.storage import wal
-from helios.storage.schema import Column, TableSchema
 from helios.storage.store import Store
 from storage_helpers import FakeClock, rows_of, users_schema
 
@@ -119,9 +118,8 @@ def test_value_only_leaf_changes_are_written_and_reloaded_as_deltas(tmp_path):
     assert rows_of(new)[11][1] == "eleven" and len(rows_of(new)) == 5001 and len(rows_of(old)) == 5000
     old_leaf, new_leaf = old.table("users").rows.leaf_for(10), new.table("users").rows.leaf_for(10)
     assert new_leaf is not old_leaf and new_leaf.keys is old_leaf.keys      # as in memory: shared
-    assert new_leaf.width == 3 and old_leaf.width == 3                      # flat leaves
-    shared = [x is y for x, y in zip(old_leaf.data, new_leaf.data)]         # item by item
-    assert shared.count(False) == 3 * 2 and len(shared) > 150  # names, emails of rows 10, 11, 12
+    shared = [a is b for a, b in zip(old_leaf.values, new_leaf.values)]
+    assert shared.count(False) == 3 and len(shared) > 50      # rows 10, 11 and 12
     found = [rows for _, rows in new.index_scan("users", "users_email", ("10@x",), ("10@x",))]
     assert found == [[(10, "ten", "10@x")]]
     db.close()
@@ -136,64 +134,29 @@ def _set_nodes_version(path: Path, version: int) -> None:
     nodes.write_bytes(bytes(data))
 
 
-@pytest.mark.parametrize("version", [1, 2])
-def test_an_older_node_file_is_read_and_appended_to_with_its_own_record_kinds(tmp_path, monkeypatch, version):
-    """Leaf deltas (kind 5) came with node-file version 2, flat leaves (kind 6) with 3: an
-    older file keeps only record kinds its version knows, so the release that wrote it
-    can still open it; its leaves (rows, kind 0) still load as flat leaves."""
-    from helios.storage import checkpoint
-    with monkeypatch.context() as m:                 # the file an older release wrote
-        m.setattr(checkpoint, "NODES_VERSION", version)
-        db = _new(tmp_path / "db")
-        with db.write() as tx:
-            tx.bulk_insert("users", [(i, f"u{i}", f"{i}@x") for i in range(3000)])
-        db.checkpoint()
-        db.close()
-    assert {5, 6}.isdisjoint(_node_kinds(tmp_path / "db"))
+def test_a_version_1_node_file_is_read_and_appended_to_without_deltas(tmp_path):
+    """Leaf deltas (kind 5) came with node-file version 2: a version-1 file keeps only
+    record kinds a version-1 reader knows, so the release that wrote it can still open it."""
+    db = _new(tmp_path / "db")
+    with db.write() as tx:
+        tx.bulk_insert("users", [(i, f"u{i}", f"{i}@x") for i in range(3000)])
+    db.checkpoint()
+    db.close()
+    assert 5 not in _node_kinds(tmp_path / "db")
+    _set_nodes_version(tmp_path / "db", 1)
     db = Store(tmp_path / "db")
-    assert db.snapshot().table("users").rows.leaf_for(10).width == 3
     with db.write() as tx:
         tx.update("users", 10, (10, "ten", "10@x"))
-        tx.insert("users", (5000, "new", "new@x"))
     db.checkpoint()
     db.close()
-    kinds = _node_kinds(tmp_path / "db")
-    assert 6 not in kinds and (5 in kinds) == (version >= 2)            # whole leaves as rows
-    assert (tmp_path / "db" / "nodes.dat").read_bytes()[8:10] == version.to_bytes(2, "little")
+    assert 5 not in _node_kinds(tmp_path / "db")                       # whole leaves only
+    assert (tmp_path / "db" / "nodes.dat").read_bytes()[8:10] == (1).to_bytes(2, "little")
     db = Store(tmp_path / "db")
-    assert rows_of(db)[10] == (10, "ten", "10@x") and len(rows_of(db)) == 3001
+    assert rows_of(db)[10] == (10, "ten", "10@x") and len(rows_of(db)) == 3000
     db.close()
 
 
-def test_flat_leaves_are_written_as_such_and_reload_identical(tmp_path):
-    """Kind 6 holds a flat leaf's items as they are: 1, 1.0, True, None and text stay
-    distinct; keys that are the rows' first items are not written twice but shared."""
-    db = Store(tmp_path / "db")
-    schema = TableSchema("t", (Column("id", "int8", False), Column("a"), Column("b")), primary_key=(0,))
-    with db.write() as tx:
-        tx.create_table(schema)
-        tx.bulk_insert("t", [(i, (1, 1.0, True, None, "x")[i % 5], (i % 3) * 1.5) for i in range(1000)])
-    with db.write() as tx:
-        tx.update("t", 7, (7, False, 0))                # a value-only change: kind 5 on a flat base
-    db.checkpoint()
-    db.close()
-    assert 6 in _node_kinds(tmp_path / "db") and 5 in _node_kinds(tmp_path / "db")
-    db = Store(tmp_path / "db")
-    rows = db.snapshot().table("t").rows
-    want = {i: (i, (1, 1.0, True, None, "x")[i % 5], (i % 3) * 1.5) for i in range(1000)}
-    want[7] = (7, False, 0)
-    got = dict(rows.items())
-    assert [tuple(map(type, r)) for r in got.values()] == [tuple(map(type, r)) for r in want.values()]
-    assert got == want
-    rows.validate()
-    leaf = rows.leaf_for(500)
-    assert leaf.width == 3 and all(k is r for k, r in zip(leaf.keys, leaf.data[0::3]))   # one int each
-    db.close()
-
-
-def test_a_leaf_delta_in_a_version_1_file_is_corruption(tmp_path, monkeypatch):
-    from helios.storage import checkpoint
-    monkeypatch.setattr(checkpoint, "NODES_VERSION", 2)       # deltas, no flat leaves
+def test_a_leaf_delta_in_a_version_1_file_is_corruption(tmp_path):
     db = _new(tmp_path / "db")
     with db.write() as tx:
         tx.bulk_insert("users", [(i, f"u{i}", f"{i}@x") for i in range(3000)])
@@ -202,46 +165,20 @@ def test_a_leaf_delta_in_a_version_1_file_is_corruption(tmp_path, monkeypatch):
         tx.update("users", 10, (10, "ten", "10@x"))
     db.checkpoint()
     db.close()
-    assert 5 in _node_kinds(tmp_path / "db") and 6 not in _node_kinds(tmp_path / "db")
+    assert 5 in _node_kinds(tmp_path / "db")                           # a version-2 file has deltas
     _set_nodes_version(tmp_path / "db", 1)
     with pytest.raises(errors.CorruptDatabase, match="unknown record kind 5"):
         Store(tmp_path / "db")
-
-
-def test_a_flat_leaf_in_a_version_2_file_is_corruption(tmp_path):
-    db = _new(tmp_path / "db")
-    with db.write() as tx:
-        tx.bulk_insert("users", [(i, f"u{i}", f"{i}@x") for i in range(3000)])
-    db.checkpoint()
-    db.close()
-    assert 6 in _node_kinds(tmp_path / "db")
-    _set_nodes_version(tmp_path / "db", 2)
-    with pytest.raises(errors.CorruptDatabase, match="unknown record kind 6"):
-        Store(tmp_path / "db")
-
-
-def test_a_bad_flat_leaf_record_is_corruption():
-    from helios.storage.checkpoint import _flat_leaf
-    assert _flat_leaf((6, None, 2, (1, "a", 2, "b")), "x") == ((1, 2), (1, "a", 2, "b"), 2)
-    assert _flat_leaf((6, (5, 6), 2, (1, "a", 2, "b")), "x") == ([5, 6], (1, "a", 2, "b"), 2)
-    for rec in ((6, None, 0, (1,)), (6, None, 2, (1, "a", 2)), (6, (1,), 2, (1, "a", 2, "b")),
-                (6, None, "2", (1, "a")), (6, None, 1, ())):
-        with pytest.raises(errors.CorruptDatabase):
-            _flat_leaf(rec, "x")
 
 
 def test_a_leaf_delta_with_a_bad_base_is_corruption():
     from helios.storage.btree import Leaf
     from helios.storage.checkpoint import _delta_leaf
     leaf = Leaf([1, 2], [(1, "a"), (2, "b")])
-    assert leaf.width == 2
-    keys, data, width = _delta_leaf([leaf], {}, (5, 0, (1,), ((2, "c"),)), "x")
-    assert keys is leaf.keys and (data, width) == ((1, "a", 2, "c"), 2) and leaf.value(1) == (2, "b")
-    assert data[0] is leaf.data[0] and data[1] is leaf.data[1]
-    keys, data, width = _delta_leaf([leaf], {}, (5, 0, (1,), ((2, "c", 3),)), "x")     # a wider row
-    assert width is None and data == [(1, "a"), (2, "c", 3)]
-    pending = {1: ([7], [(7, "p")], None)}     # a leaf whose parent record has not come yet
-    assert _delta_leaf([leaf, None], pending, (5, 1, (0,), ((7, "q"),)), "x") == ([7], [(7, "q")], None)
+    keys, values = _delta_leaf([leaf], {}, (5, 0, (1,), ((2, "c"),)), "x")
+    assert keys is leaf.keys and values == [(1, "a"), (2, "c")] and leaf.values[1] == (2, "b")
+    pending = {1: ([7], [(7, "p")])}           # a leaf whose parent record has not come yet
+    assert _delta_leaf([leaf, None], pending, (5, 1, (0,), ((7, "q"),)), "x") == ([7], [(7, "q")])
     for rec in ((5, 1, (0,), ("v",)), (5, -1, (0,), ("v",)), (5, 0, (2,), ("v",)), (5, 0, (0, 1), ("v",))):
         with pytest.raises(errors.CorruptDatabase):
             _delta_leaf([leaf], {}, rec, "x")
