@@ -48,7 +48,7 @@ from operator import is_not, lt
 from typing import Any, Callable, ClassVar, Generic, Iterable, Iterator, Sequence, TypeVar, Union
 
 __all__ = [
-    "DiffStats", "INNER_MAX", "Inner", "LEAF_MAX", "Leaf", "MISSING", "Node", "PTree",
+    "DiffStats", "INNER_MAX", "Inner", "LEAF_MAX", "Leaf", "MISSING", "Node", "PTree", "same_content",
 ]
 
 K = TypeVar("K")
@@ -490,6 +490,20 @@ def _skip_shared_siblings(a: _Cursor, b: _Cursor) -> None:
     fa[1] = fb[1] = next(compress(range(i, n), map(is_not, islice(ac, i, None), islice(bc, i, None))), n)
 
 
+def same_content(a: Any, b: Any) -> bool:
+    """``a`` and ``b`` hold the same data, as ``diff`` and merges tell values apart: the same
+    object, or equal with the same type (item by item for tuples). ``1``, ``1.0`` and
+    ``True`` are equal in Python but are different values to store: a change from one
+    to another is a change."""
+    if a is b:
+        return True
+    if type(a) is not type(b):
+        return False
+    if type(a) is tuple:
+        return len(a) == len(b) and all(map(same_content, a, b))
+    return a == b
+
+
 def _diff_runs(ka: Sequence, va: Sequence, kb: Sequence, vb: Sequence
                ) -> Iterator[tuple[Any, Any, Any]]:
     if ka == kb:
@@ -497,7 +511,7 @@ def _diff_runs(ka: Sequence, va: Sequence, kb: Sequence, vb: Sequence
         # with C-level identity checks, then compare just those.
         for i in compress(range(len(ka)), map(is_not, va, vb)):
             x, y = va[i], vb[i]
-            if not x == y:
+            if not same_content(x, y):
                 yield ka[i], x, y
         return
     i = j = 0
@@ -512,7 +526,7 @@ def _diff_runs(ka: Sequence, va: Sequence, kb: Sequence, vb: Sequence
             j += 1
         else:
             p, q = va[i], vb[j]
-            if p is not q and not p == q:
+            if not same_content(p, q):
                 yield x, p, q
             i += 1
             j += 1

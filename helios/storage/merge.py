@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator
 
 from ..errors import BadRequest
-from .btree import MISSING, PTree
+from .btree import MISSING, PTree, same_content
 from .commits import Commit
 from .schema import TableSchema, adapt_row
 from .state import DbState
@@ -149,7 +149,8 @@ def _row_dict(schema: TableSchema | None, row: Any) -> Any:
 
 
 def _same(a: Any, b: Any) -> bool:
-    return a is b or a == b
+    """One row content, as ``diff`` tells them apart (1, 1.0 and True differ)."""
+    return same_content(a, b)
 
 
 class _Side:
@@ -250,7 +251,7 @@ def row_changes(b: Table | None, s: Table, *, use_log: bool = True) -> Iterator[
     old_of, new_of = b_rows.get, s.rows.get
     for key in sorted(keys):
         old, new = old_of(key, MISSING), new_of(key, MISSING)
-        if old is not new and not old == new:
+        if not same_content(old, new):
             yield key, old, new
 
 

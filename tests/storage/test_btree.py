@@ -291,6 +291,16 @@ def test_diff_against_a_rebuilt_tree_compares_values_by_equality(big_tree: PTree
     assert list(small.diff(changed)) == [(77, (77, "v"), "x"), (100, (100, "v"), MISSING)]
 
 
+def test_diff_tells_equal_values_of_different_types_apart() -> None:
+    """1, 1.0 and True are equal in Python but are different stored values."""
+    base = PTree.from_sorted((k, (k, 1)) for k in range(300))
+    same_keys = base.set(5, (5, 1.0)).set(6, (6, True)).set(7, (7, 1))   # 7: equal and same type
+    assert list(base.diff(same_keys)) == [(5, (5, 1), (5, 1.0)), (6, (6, 1), (6, True))]
+    moved = same_keys.remove(200).set(1000, (1000, 1))                  # keys differ: the merge walk
+    assert [k for k, _, _ in base.diff(moved)] == [5, 6, 200, 1000]
+    assert list(base.diff(PTree.from_sorted((k, (k, 1)) for k in range(300)))) == []
+
+
 def test_diff_with_empty_sides() -> None:
     t = TinyTree.from_sorted((k, k) for k in range(30))
     assert list(t.diff(TinyTree())) == [(k, k, MISSING) for k in range(30)]

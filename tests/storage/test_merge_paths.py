@@ -97,6 +97,28 @@ def test_row_changes_sees_equal_rows_as_unchanged():
     assert list(row_changes(base, same)) == [] == list(base.rows.diff(same.rows))
 
 
+
+def test_a_change_to_an_equal_value_of_another_type_merges(tmp_path):
+    """A branch that turned 1 into 1.0 (or True) changed the row: the merge carries it,
+    on the change-log path and the tree-diff path alike."""
+    for use_log in (True, False):
+        base = _table(50)
+        source = base.put(4, (4, "v4", 4.0)).put(6, (6, "v6", True))
+        changes = sorted((k, new) for k, _, new in row_changes(base, source, use_log=use_log))
+        assert changes == [(4, (4, "v4", 4.0)), (6, (6, "v6", True))]
+        assert type(changes[0][1][2]) is float and changes[1][1][2] is True
+    store = Store(str(tmp_path / "db"))
+    with store.write() as tx:
+        tx.create_table(SCHEMA)
+        tx.insert("t", (1, "a", 1))
+    store.create_branch("b")
+    with store.write("b") as tx:
+        tx.update("t", 1, (1, "a", 1.0))
+    result = store.merge("b", "main", "Auto")
+    assert result.merged_keys == 1 and not result.conflicts
+    assert type(store.snapshot().get("t", 1)[2]) is float
+    store.close()
+
 # ---------------------------------------------------------------- batched writes
 @pytest.mark.parametrize("seed", range(8))
 def test_apply_writes_equals_one_write_at_a_time(seed):
