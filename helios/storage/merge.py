@@ -148,11 +148,6 @@ def _row_dict(schema: TableSchema | None, row: Any) -> Any:
     return dict(zip(schema.column_names, row))
 
 
-def _same(a: Any, b: Any) -> bool:
-    """One row content, as ``diff`` tells them apart (1, 1.0 and True differ)."""
-    return same_content(a, b)
-
-
 class _Side:
     """One side of the merge: its tip and a way to date its last change of a key."""
 
@@ -165,7 +160,7 @@ class _Side:
         c, now, steps = self.tip, probe(self.tip.state), 0
         while c.parents and c.gen > self.stop_gen and steps < _WALK_LIMIT:
             p = c.parents[0]
-            if not _same(probe(p.state), now):
+            if not same_content(probe(p.state), now):
                 return c.ts
             c, steps = p, steps + 1
         return c.ts if steps < _WALK_LIMIT else self.tip.ts
@@ -209,9 +204,9 @@ def plan_merge(base: Commit | None, source: Commit, target: Commit, strategy: st
             plan.ops.append(("tc", name, source.seq) if s is not None else ("dt", name))
     for name in sorted(set(b_state.objects.keys()) | set(s_state.objects.keys()) | set(t_state.objects.keys())):
         bo, so, to = (b_state.objects.get(name), s_state.objects.get(name), t_state.objects.get(name))
-        if _same(so, bo) or _same(so, to):
+        if same_content(so, bo) or same_content(so, to):
             continue
-        if _same(to, bo):
+        if same_content(to, bo):
             plan.ops.append(("so", name, so))
             plan.merged_keys += 1
             continue
@@ -293,7 +288,7 @@ def _merge_rows(plan: MergePlan, name: str, b: Table | None, s: Table, t: Table,
         plan.merged_keys += 1
         if key in t_changes:
             new_t = t_changes[key]
-            if _same(new_s, new_t):
+            if same_content(new_s, new_t):
                 source_kept.add(key)
                 continue
             win = source_wins(lambda st, k=key: _probe_row(st, name, k))
