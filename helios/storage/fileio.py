@@ -76,6 +76,18 @@ def write_all(fd: int, data: bytes | memoryview) -> None:
         view = view[written:]
 
 
+def pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
+    """``os.pwrite`` at ``offset`` until every byte is written: a short write is not an error."""
+    written = os.pwrite(fd, data, offset)
+    if written == len(data):            # the usual case: one call, no view
+        return
+    view = memoryview(data)[written:]
+    while view:
+        offset += written
+        written = os.pwrite(fd, view, offset)
+        view = view[written:]
+
+
 def fsync_directory(path: str | os.PathLike[str], *, fsync: FsyncFn | None = None) -> None:
     """Make a directory's entries (a create, a rename) durable."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)

@@ -1,8 +1,15 @@
 """The append-only write-ahead log, with group commit.
 
 A log is a directory of segments ``wal-00000001.log``, ``wal-00000002.log``...
-Each segment is a ``HELIOWAL`` v1 header followed by CRC-framed records (see
+Each segment is a ``HELIOWAL`` header followed by CRC-framed records (see
 ``fileio`` for the framing and the torn-tail rule recovery relies on).
+
+Format v2 (written): one framed record per flush, its payload the flush's
+entries, each ``u32 length | payload``; ``read_segment`` returns the entries.
+The checksum covers the whole flush, so a crash mid-flush loses all of it or
+none, and any part of an unfinished flush that reached the disk is inside one
+torn record (see Preallocation). Format v1 (still read): one framed record per
+entry.
 
 Durability contract: ``sync(seq)`` returns only once record ``seq`` and every
 record before it have been written and fsync'd, so a caller that acknowledges a
@@ -19,6 +26,15 @@ each waking the next, and only once the next batch is written: the flusher
 needs the GIL between its write and its fsync, and a herd of woken threads
 would make it wait.
 
+Preallocation: a segment is kept zero-filled a little (``PREALLOCATE``) past
+its last record, and records are written in place over those zeros. An fsync
+that only overwrites blocks already on disk has no file size or block map to
+journal, and on ext4 it took about three quarters of the time of an appending
+one (150 vs 205 us on the benchmark machine): every acknowledged write waits
+for one. The zeros are what recovery already treats as a torn tail (``fileio``):
+it stops there and truncates them away. ``close`` truncates them too, so a
+cleanly closed segment ends at its last record.
+
 Failure is permanent: after a failed write or fsync the kernel may already
 have dropped the dirty pages and a retried fsync could falsely succeed
 ("fsyncgate"), so the writer never retries. Every later append and every sync
@@ -29,19 +45,25 @@ from __future__ import annotations
 
 import os
 import re
+import struct
 import threading
 import time
 from _thread import LockType, allocate_lock
 from dataclasses import dataclass
 from pathlib import Path
 
-from helios.errors import CorruptDatabase, DatabaseClosed, StorageFailed
-from helios.storage.fileio import (HEADER_SIZE, FsyncFn, all_zero, encode_header, encode_record,
-                                   fsync_directory, read_header, scan_records, write_all)
+from helios.errors import CorruptDatabase, DatabaseClosed, StorageFailed, UnsupportedFormat
+from helios.storage.fileio import (HEADER_SIZE, MAX_RECORD, FsyncFn, all_zero, encode_header,
+                                   encode_record, fsync_directory, pwrite_all, read_header,
+                                   scan_records, write_all)
 
 MAGIC = b"HELIOWAL"
-VERSION = 1
-SUPPORTED_VERSIONS = frozenset({VERSION})
+VERSION = 2
+SUPPORTED_VERSIONS = frozenset({1, VERSION})
+ENTRY = struct.Struct("<I")                 # v2: an entry's length, then its payload
+MAX_ENTRY = MAX_RECORD - ENTRY.size         # one entry alone always fits in a record
+
+PREALLOCATE = 1 << 20      # zeros kept past the last record: one growth (and size change) per MiB
 
 _SEGMENT = re.compile(r"wal-(\d{8,})\.log")
 
@@ -97,11 +119,46 @@ def read_segment(path: str | os.PathLike[str], *, repair: bool = True) -> list[b
         if repair and data:
             _truncate(path, 0)
         return []
-    read_header(data, MAGIC, SUPPORTED_VERSIONS, path=path)
-    payloads, end, torn = scan_records(data, HEADER_SIZE, path=path)
+    version = read_header(data, MAGIC, SUPPORTED_VERSIONS, path=path)
+    records, end, torn = scan_records(data, HEADER_SIZE, path=path, copy=version == 1)
     if torn and repair:
         _truncate(path, end)
-    return payloads
+    if version == 1:
+        return records
+    entries: list[bytes] = []
+    for index, record in enumerate(records):
+        _split_entries(record, entries, path, index)
+    return entries
+
+
+def _split_entries(record: memoryview, out: list[bytes], path: Path, index: int) -> None:
+    """Append a v2 record's entries to ``out``. Its checksum held, so bad framing is a bug's work."""
+    pos, total = 0, len(record)
+    while pos < total:
+        if total - pos < ENTRY.size:
+            raise CorruptDatabase(f"{path}: record {index} ends inside an entry header")
+        (size,) = ENTRY.unpack_from(record, pos)
+        pos += ENTRY.size
+        if not 0 < size <= total - pos:
+            raise CorruptDatabase(f"{path}: record {index} holds an entry of invalid length {size}")
+        out.append(bytes(record[pos:pos + size]))
+        pos += size
+
+
+def frame_flush(entries: list[bytes]) -> bytes:
+    """The framed v2 record(s) of one flush: one record unless the entries pass ``MAX_RECORD``."""
+    body = b"".join(entries)
+    if len(body) <= MAX_RECORD:
+        return encode_record(body)
+    records, chunk, size = [], [], 0
+    for entry in entries:
+        if size + len(entry) > MAX_RECORD:
+            records.append(encode_record(b"".join(chunk)))
+            chunk, size = [], 0
+        chunk.append(entry)
+        size += len(entry)
+    records.append(encode_record(b"".join(chunk)))
+    return b"".join(records)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +179,9 @@ class LogWriter:
     """
 
     def __init__(self, directory: str | os.PathLike[str], number: int, *,
-                 fsync: FsyncFn | None = None) -> None:
+                 fsync: FsyncFn | None = None, preallocate: int = PREALLOCATE) -> None:
+        if preallocate < 1:
+            raise ValueError(f"preallocate must be at least 1 byte, got {preallocate}")
         self._path = segment_path(directory, number)
         self._number = number
         self._fsync_override = fsync
@@ -140,13 +199,15 @@ class LogWriter:
         self._fd_closed = False  # nothing more can be written
         self._failed: BaseException | None = None
         self._counts = [0, 0, 0.0]                      # records, fsyncs, fsync seconds
+        self._preallocate = preallocate
         try:
-            self._fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            self._fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as exc:
             raise StorageFailed(f"{self._path}: cannot open log segment: {exc}") from exc
         try:
             self._size = self._prepare(directory)
             self._initial_size = self._size
+            self._allocated = self._size                # file size on disk: records, then zeros
         except BaseException:
             os.close(self._fd)
             raise
@@ -156,14 +217,24 @@ class LogWriter:
         (self._fsync_override or os.fsync)(fd)
 
     def _prepare(self, directory: str | os.PathLike[str]) -> int:
-        """Write and fsync the header of a new (or repaired-to-empty) segment; check an old one."""
+        """Write and fsync the header of a new (or repaired-to-empty) segment; check an old one.
+
+        An old segment must end at its last record: appending after a torn tail
+        (a crash's zeros included) would put acknowledged records behind damage.
+        """
         size = os.fstat(self._fd).st_size
         if size:
             if size < HEADER_SIZE:
                 raise CorruptDatabase(f"{self._path}: header cut short at byte offset {size}; "
                                       "read_segment() repairs it before a writer opens it")
-            with open(self._path, "rb") as existing:
-                read_header(existing, MAGIC, SUPPORTED_VERSIONS, path=self._path)
+            data = self._path.read_bytes()
+            if read_header(data, MAGIC, SUPPORTED_VERSIONS, path=self._path) != VERSION:
+                raise UnsupportedFormat(f"{self._path}: a segment of an older format version is read-only; "
+                                        "new records go to a new segment")
+            _, end, torn = scan_records(data, HEADER_SIZE, path=self._path, copy=False)
+            if torn:
+                raise CorruptDatabase(f"{self._path}: torn tail at byte offset {end}; "
+                                      "read_segment() repairs it before a writer opens it")
             return size
         try:
             write_all(self._fd, encode_header(MAGIC, VERSION))
@@ -210,7 +281,10 @@ class LogWriter:
 
         Not durable until ``sync`` covers it.
         """
-        record = encode_record(payload)
+        size = len(payload)
+        if not 0 < size <= MAX_ENTRY:
+            raise ValueError(f"record payload must be 1..{MAX_ENTRY} bytes, got {size}")
+        record = ENTRY.pack(size) + payload
         with self._lock:
             if self._failed is not None or self._closed:
                 self._raise_if_unusable()
@@ -325,6 +399,9 @@ class LogWriter:
                          ) -> tuple[bytes, float, BaseException | None]:
         """Write and fsync a batch, waking the previous batch's committers in between.
 
+        The batch goes right after the last durable record (``_size`` holds still
+        while a flush is under way), over the preallocated zeros; a batch that
+        reaches past them first grows the file by ``preallocate`` more zeros.
         Returns the bytes, the fsync's duration and the error that failed the
         log, if any (the unacknowledged bytes are then cut off, best effort).
         """
@@ -332,13 +409,19 @@ class LogWriter:
         fsync_seconds = 0.0
         try:
             try:
-                data = b"".join(batch)
-                write_all(self._fd, data)
+                data = frame_flush(batch)
+                end = self._size + len(data)
+                pwrite_all(self._fd, data, self._size)
+                allocated = self._allocated
+                if end > allocated:
+                    allocated = end + self._preallocate
+                    pwrite_all(self._fd, bytes(allocated - end), end)
             finally:
                 _wake(woken)            # durable before this batch was written, whatever happens to it
             started = time.perf_counter()
             self._do_fsync(self._fd)
             fsync_seconds = time.perf_counter() - started
+            self._allocated = allocated
         except BaseException as exc:  # noqa: BLE001 - the file state is unknown: never retry ("fsyncgate")
             self._discard_unacknowledged()
             return data, fsync_seconds, exc
@@ -383,6 +466,7 @@ class LogWriter:
         """
         try:
             os.ftruncate(self._fd, self._size)
+            self._allocated = self._size
             self._do_fsync(self._fd)
         except Exception:  # noqa: BLE001 - the log is failing already; the first error is the one to report
             pass
@@ -416,7 +500,26 @@ class LogWriter:
             with self._lock:
                 self._fd_closed = True
                 self._buffer.clear()
-                os.close(self._fd)
+                try:
+                    self._trim()
+                finally:
+                    os.close(self._fd)
+
+    def _trim(self) -> None:
+        """Cut the preallocated zeros off a closing segment, so that it ends at its last record.
+
+        Best effort: every record is durable already, and zeros left behind (the
+        truncation failed, or a crash came first) read as a torn tail that
+        recovery drops.
+        """
+        if self._failed is not None or self._allocated <= self._size:
+            return
+        try:
+            os.ftruncate(self._fd, self._size)
+            self._do_fsync(self._fd)
+            self._allocated = self._size
+        except Exception:  # noqa: BLE001 - see above: nothing acknowledged depends on it
+            pass
 
     def __enter__(self) -> LogWriter:
         return self

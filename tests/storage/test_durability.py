@@ -224,7 +224,7 @@ def test_torn_log_tail_recovers_a_prefix(tmp_path):
     seg = wal.segment_path(src, wal.list_segments(src)[-1])
     size = seg.stat().st_size
     records = wal.read_segment(seg, repair=False)
-    last_two = sum(len(r) + 8 for r in records[-2:])
+    last_two = sum(8 + 4 + len(r) for r in records[-2:])        # each commit flushed alone: one record each
     seen = set()
     for cut in range(size - last_two, size):
         trial = tmp_path / f"t{cut}"
@@ -242,6 +242,28 @@ def test_torn_log_tail_recovers_a_prefix(tmp_path):
         db.close(checkpoint=False)
         shutil.rmtree(trial)
     assert seen == {4, 5}
+
+
+def test_a_log_written_in_format_v1_is_replayed_and_the_store_goes_on(tmp_path):
+    """A database whose last session wrote the v1 log (one record per commit) opens,
+    replays it and writes new commits to a new (v2) segment."""
+    from helios.storage.fileio import encode_header, encode_record
+    src = tmp_path / "db"
+    db = _new(src)
+    db.checkpoint()
+    _fill(db, 5)
+    db.close(checkpoint=False)
+    seg = wal.segment_path(src, wal.list_segments(src)[-1])
+    entries = wal.read_segment(seg)
+    seg.write_bytes(encode_header(wal.MAGIC, 1) + b"".join(encode_record(e) for e in entries))
+    db = Store(src)
+    assert sorted(rows_of(db)) == [1, 2, 3, 4, 5]
+    _fill(db, 1, start=6)
+    db.close(checkpoint=False)
+    assert wal.list_segments(src)[-1] > int(seg.name[4:12])        # the v1 segment was not appended to
+    db = Store(src)
+    assert sorted(rows_of(db)) == [1, 2, 3, 4, 5, 6]
+    db.close()
 
 
 def test_corrupt_newest_checkpoint_falls_back_to_previous(tmp_path):

@@ -6,6 +6,7 @@ import os
 import random
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -32,18 +33,30 @@ def payloads_for(count: int, seed: int = 7) -> list[bytes]:
 
 
 def write_segment(directory: Path, payloads: list[bytes], number: int = 1) -> Path:
+    """A closed segment holding ``payloads``, each flushed on its own (one record each)."""
     with LogWriter(directory, number) as writer:
         for payload in payloads:
-            writer.append(payload)
+            writer.append_and_sync(payload)
     return segment_path(directory, number)
 
 
+def flush_size(payloads: list[bytes]) -> int:
+    """Bytes one flush of ``payloads`` adds: one framed record of length-prefixed entries."""
+    return len(encode_record(b"".join(wal.ENTRY.pack(len(p)) + p for p in payloads)))
+
+
 def record_offsets(payloads: list[bytes]) -> list[int]:
-    """Start offset of each record, then the end of the last one."""
+    """Start offset of each payload's record when each was flushed alone, then the end of the last."""
     offsets = [HEADER_SIZE]
     for payload in payloads:
-        offsets.append(offsets[-1] + len(encode_record(payload)))
+        offsets.append(offsets[-1] + flush_size([payload]))
     return offsets
+
+
+def records_end(segment: Path) -> int:
+    """Where the segment's good records end (preallocated zeros may follow)."""
+    data = segment.read_bytes()
+    return scan_records(data, HEADER_SIZE, path=segment)[1]
 
 
 class FsyncSpy:
@@ -77,17 +90,21 @@ def test_append_sync_read_round_trip_and_sequence_numbers(tmp_path: Path) -> Non
     writer.sync(5)
     assert spy.calls == creation_fsyncs + 1  # five buffered records, one fsync
     assert writer.stats.records == 5 and writer.stats.fsyncs == 1
-    assert writer.size == record_offsets(first)[-1] == segment_path(tmp_path, 1).stat().st_size
+    segment = segment_path(tmp_path, 1)
+    end = HEADER_SIZE + flush_size(first)    # one flush: one record holding the five
+    assert writer.size == end == records_end(segment)
+    assert segment.stat().st_size == end + wal.PREALLOCATE    # zeros ahead, written in place later
     writer.sync(2)  # already durable: no new fsync
     assert spy.calls == creation_fsyncs + 1
     writer.close()
     writer.close()
-    assert read_segment(segment_path(tmp_path, 1)) == first
+    assert segment.stat().st_size == end, "close cuts the preallocated zeros off"
+    assert read_segment(segment) == first
 
     with LogWriter(tmp_path, 1) as reopened:
-        assert reopened.size == record_offsets(first)[-1]
+        assert reopened.size == end
         assert [reopened.append_and_sync(p) for p in second] == [1, 2, 3]
-    assert read_segment(segment_path(tmp_path, 1)) == first + second
+    assert read_segment(segment) == first + second
 
 
 def test_close_flushes_buffered_records_and_refuses_appends(tmp_path: Path) -> None:
@@ -121,16 +138,16 @@ def test_segment_names_and_listing(tmp_path: Path) -> None:
 
 
 def test_short_writes_are_completed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real_write = os.write
+    real_pwrite = os.pwrite
 
-    def dribble(fd: int, data: bytes) -> int:
-        return real_write(fd, bytes(data)[:3])
+    def dribble(fd: int, data: bytes, offset: int) -> int:
+        return real_pwrite(fd, bytes(data)[:3], offset)
 
     payloads = payloads_for(6)
     with LogWriter(tmp_path, 1) as writer:
         for payload in payloads:
             writer.append(payload)
-        monkeypatch.setattr(os, "write", dribble)
+        monkeypatch.setattr(os, "pwrite", dribble)
         writer.sync(6)
         monkeypatch.undo()
     assert read_segment(segment_path(tmp_path, 1)) == payloads
@@ -206,6 +223,155 @@ def test_all_zero_file_is_an_unwritten_segment(tmp_path: Path) -> None:
     segment.write_bytes(bytes(4096))
     assert read_segment(segment) == []
     assert segment.stat().st_size == 0
+
+
+# -- preallocation and flush records (format v2) ------------------------------------------------------
+
+def live_copy(segment: Path, into: Path) -> Path:
+    """The segment as a crash would leave it on disk: copied while its writer is open."""
+    into.mkdir()
+    shutil.copy(segment, into / segment.name)
+    return into / segment.name
+
+
+def test_records_are_written_in_place_over_preallocated_zeros(tmp_path: Path) -> None:
+    payloads = payloads_for(40)
+    writer = LogWriter(tmp_path, 1, preallocate=256)
+    segment = segment_path(tmp_path, 1)
+    sizes = set()
+    for i, payload in enumerate(payloads):
+        writer.append_and_sync(payload)
+        on_disk = segment.stat().st_size
+        assert writer.size < on_disk <= writer.size + 256 + 60, i     # zeros ahead, never runaway growth
+        assert segment.read_bytes()[writer.size:] == bytes(on_disk - writer.size)
+        sizes.add(on_disk)
+    assert 1 < len(sizes) < len(payloads), "the file grows a preallocation at a time, not per record"
+    crashed = live_copy(segment, tmp_path / "crash")
+    assert read_segment(crashed) == payloads                           # the zeros read as a torn tail...
+    assert crashed.stat().st_size == writer.size                       # ...that repair cuts off
+    with LogWriter(crashed.parent, 1) as after:                        # and the log goes on right there
+        after.append_and_sync(b"after the crash")
+    assert read_segment(crashed) == payloads + [b"after the crash"]
+    writer.close()
+    assert segment.stat().st_size == writer.size
+    assert read_segment(segment) == payloads
+
+
+def test_a_writer_refuses_a_segment_with_an_unrepaired_torn_tail(tmp_path: Path) -> None:
+    writer = LogWriter(tmp_path, 1)
+    writer.append_and_sync(b"acknowledged")
+    crashed = live_copy(segment_path(tmp_path, 1), tmp_path / "crash")
+    writer.close()
+    with pytest.raises(CorruptDatabase, match="torn tail"):
+        LogWriter(crashed.parent, 1)
+    assert read_segment(crashed) == [b"acknowledged"]
+    with LogWriter(crashed.parent, 1) as repaired:
+        repaired.append_and_sync(b"next")
+    assert read_segment(crashed) == [b"acknowledged", b"next"]
+
+
+def unfinished_flush(tmp_path: Path) -> tuple[bytes, int, list[bytes], list[bytes]]:
+    """A live segment's bytes after two acknowledged flushes and a third of several entries."""
+    done, last = payloads_for(2), [bytes([i + 1]) * 700 for i in range(8)]    # the last flush spans pages
+    writer = LogWriter(tmp_path, 1)
+    for payload in done:
+        writer.append_and_sync(payload)
+    start = writer.size
+    for payload in last:
+        writer.append(payload)
+    writer.sync(len(done) + len(last))
+    assert writer.stats.fsyncs == len(done) + 1, "the last entries were flushed together"
+    data = segment_path(tmp_path, 1).read_bytes()
+    writer.close()
+    return data, start, done, last
+
+
+@pytest.mark.parametrize("lost", [(0, 8), (0, 4096), (1000, 4096), (4096, 5000), (5000, 5700)])
+def test_a_flush_that_reached_the_disk_only_in_part_is_a_torn_tail(tmp_path: Path, lost: tuple) -> None:
+    """Written in place, a flush's pages can reach the disk in any order before its fsync
+    completes. Every part of it is inside one record, so a lost part (zeros, as preallocated)
+    drops the whole flush, which was never acknowledged, and never reads as corruption."""
+    (tmp_path / "src").mkdir()
+    data, start, done, _ = unfinished_flush(tmp_path / "src")
+    first, last = start + lost[0], min(start + lost[1], len(data))
+    damaged = data[:first] + bytes(last - first) + data[last:]
+    segment = segment_path(tmp_path, 1)
+    segment.write_bytes(damaged)
+    assert read_segment(segment) == done
+    assert segment.stat().st_size == start
+
+
+def test_a_lost_flush_before_later_ones_is_still_corruption(tmp_path: Path) -> None:
+    payloads = payloads_for(4)
+    segment = write_segment(tmp_path, payloads)
+    offsets = record_offsets(payloads)
+    data = bytearray(segment.read_bytes())
+    data[offsets[1]:offsets[2]] = bytes(offsets[2] - offsets[1])     # an acknowledged flush gone
+    segment.write_bytes(bytes(data))
+    with pytest.raises(CorruptDatabase, match=f"byte offset {offsets[1]}"):
+        read_segment(segment)
+
+
+def test_flushes_past_the_record_limit_are_split_into_several_records(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(wal, "MAX_RECORD", 64)
+    payloads = [bytes([i]) * 20 for i in range(1, 12)]                 # 24 bytes an entry: two per record
+    with LogWriter(tmp_path, 1) as writer:
+        for payload in payloads:
+            writer.append(payload)
+        writer.sync(len(payloads))
+        assert writer.stats.fsyncs == 1
+    segment = segment_path(tmp_path, 1)
+    records, _, torn = scan_records(segment.read_bytes(), HEADER_SIZE, path=segment)
+    assert not torn and [len(r) for r in records] == [48] * 5 + [24]
+    assert read_segment(segment) == payloads
+
+
+def test_growth_failure_fails_the_log_and_keeps_acknowledged_records(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    writer = LogWriter(tmp_path, 1, preallocate=128)
+    writer.append_and_sync(b"kept")
+    real_pwrite = os.pwrite
+
+    def full_disk(fd: int, data: bytes, offset: int) -> int:
+        if data == bytes(len(data)):                                  # the zeros of a growth
+            raise OSError(errno.ENOSPC, "no space left")
+        return real_pwrite(fd, data, offset)
+
+    monkeypatch.setattr(os, "pwrite", full_disk)
+    with pytest.raises(StorageFailed):
+        writer.append_and_sync(b"x" * 300)                            # past the preallocated zeros
+    monkeypatch.undo()
+    with pytest.raises(StorageFailed):
+        writer.append(b"after")
+    writer.close()
+    segment = segment_path(tmp_path, 1)
+    assert read_segment(segment) == [b"kept"]
+
+
+def write_v1_segment(segment: Path, payloads: list[bytes]) -> None:
+    """A segment as format v1 wrote it: one framed record per entry."""
+    segment.write_bytes(encode_header(wal.MAGIC, 1) + b"".join(encode_record(p) for p in payloads))
+
+
+def test_format_v1_segments_stay_readable_and_are_never_appended_to(tmp_path: Path) -> None:
+    payloads = payloads_for(5)
+    segment = segment_path(tmp_path, 1)
+    write_v1_segment(segment, payloads)
+    assert read_segment(segment) == payloads
+    with pytest.raises(UnsupportedFormat, match="older format"):
+        LogWriter(tmp_path, 1)
+    torn = segment.read_bytes()[:-3]                                  # v1's torn-tail rule still applies
+    segment.write_bytes(torn)
+    assert read_segment(segment) == payloads[:-1]
+
+
+def test_a_malformed_flush_record_is_corruption(tmp_path: Path) -> None:
+    segment = segment_path(tmp_path, 1)
+    body = wal.ENTRY.pack(50) + b"short"                             # its checksum holds, its framing does not
+    segment.write_bytes(encode_header(wal.MAGIC, wal.VERSION) + encode_record(body))
+    with pytest.raises(CorruptDatabase, match="invalid length 50"):
+        read_segment(segment)
 
 
 # -- corruption ----------------------------------------------------------------------------------
@@ -328,14 +494,14 @@ def test_monkeypatched_os_fsync_reaches_the_writer(tmp_path: Path, monkeypatch: 
 def test_write_failure_fails_the_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     writer = LogWriter(tmp_path, 1)
     writer.append_and_sync(b"kept")
-    real_write = os.write
+    real_pwrite = os.pwrite
 
-    def half_then_enospc(fd: int, data: bytes) -> int:
+    def half_then_enospc(fd: int, data: bytes, offset: int) -> int:
         if len(data) > 4:
-            return real_write(fd, bytes(data)[:4])
+            return real_pwrite(fd, bytes(data)[:4], offset)
         raise OSError(errno.ENOSPC, "no space left")
 
-    monkeypatch.setattr(os, "write", half_then_enospc)
+    monkeypatch.setattr(os, "pwrite", half_then_enospc)
     with pytest.raises(StorageFailed):
         writer.append_and_sync(b"a record that does not fit")
     monkeypatch.undo()
@@ -405,7 +571,7 @@ def test_group_commit_shares_fsyncs_and_keeps_every_record(tmp_path: Path) -> No
 
 
 class CoverageSpy:
-    """A real fsync that remembers how many bytes of the file each completed call made durable."""
+    """A real fsync that remembers how many entries (sequence numbers) each completed call made durable."""
 
     def __init__(self, delay: float = 0.0) -> None:
         self.durable = 0
@@ -413,7 +579,16 @@ class CoverageSpy:
         self._lock = threading.Lock()
 
     def __call__(self, fd: int) -> None:
-        size = os.fstat(fd).st_size              # what this fsync is guaranteed to cover
+        if stat.S_ISDIR(os.fstat(fd).st_mode):          # the segment's directory entry
+            os.fsync(fd)
+            return
+        with open(f"/proc/self/fd/{fd}", "rb") as f:    # records written so far: what this fsync covers
+            data = f.read()
+        entries: list[bytes] = []
+        if len(data) >= HEADER_SIZE:
+            for index, record in enumerate(scan_records(data, HEADER_SIZE, path="spy")[0]):
+                wal._split_entries(memoryview(record), entries, Path("spy"), index)
+        size = len(entries)
         if self.delay:
             time.sleep(self.delay)
         os.fsync(fd)
@@ -429,7 +604,7 @@ def test_no_record_is_acknowledged_before_an_fsync_covers_it(tmp_path: Path) -> 
     threads_n, per_thread = 12, 30
     spy = CoverageSpy(delay=0.001)
     writer = LogWriter(tmp_path, 1, fsync=spy)
-    acks: list[tuple[int, int]] = []              # (seq, bytes durable when sync returned)
+    acks: list[tuple[int, int]] = []              # (seq, entries durable when sync returned)
     lock = threading.Lock()
     start = threading.Barrier(threads_n)
     flushers_seen: list[int] = []
@@ -452,10 +627,9 @@ def test_no_record_is_acknowledged_before_an_fsync_covers_it(tmp_path: Path) -> 
     assert flusher_threads() == [], "close stops the flusher"
 
     records = read_segment(segment_path(tmp_path, 1))
-    ends = record_offsets(records)[1:]
     assert len(records) == len(acks) == threads_n * per_thread
     for seq, durable in acks:
-        assert ends[seq - 1] <= durable, f"record {seq} acknowledged before an fsync covered it"
+        assert seq <= durable, f"record {seq} acknowledged before an fsync covered it"
 
 
 def test_a_lone_committer_flushes_in_its_own_thread(tmp_path: Path) -> None:
