@@ -93,7 +93,8 @@ def _is_torn_header(data: bytes) -> bool:
     """
     if all_zero(data):
         return True
-    return len(data) < HEADER_SIZE and encode_header(MAGIC, VERSION).startswith(data)
+    return len(data) < HEADER_SIZE and any(encode_header(MAGIC, version).startswith(data)
+                                           for version in SUPPORTED_VERSIONS)
 
 
 def _truncate(path: Path, size: int) -> None:
