@@ -215,13 +215,18 @@ def test_unknown_format_version_is_refused(tmp_path):
         Store(tmp_path / "db")
 
 
-def test_torn_log_tail_recovers_a_prefix(tmp_path):
-    src = tmp_path / "src"
+def _closed_with_log(src: Path, commits: int) -> Path:
+    """A database closed with ``commits`` commits in its log only (after a checkpoint): the log segment."""
     db = _new(src)
     db.checkpoint()
-    _fill(db, 6)
+    _fill(db, commits)
     db.close(checkpoint=False)
-    seg = wal.segment_path(src, wal.list_segments(src)[-1])
+    return wal.segment_path(src, wal.list_segments(src)[-1])
+
+
+def test_torn_log_tail_recovers_a_prefix(tmp_path):
+    src = tmp_path / "src"
+    seg = _closed_with_log(src, 6)
     size = seg.stat().st_size
     records = wal.read_segment(seg, repair=False)
     last_two = sum(8 + 4 + len(r) for r in records[-2:])        # each commit flushed alone: one record each
@@ -249,11 +254,7 @@ def test_a_log_written_in_format_v1_is_replayed_and_the_store_goes_on(tmp_path):
     replays it and writes new commits to a new (v2) segment."""
     from helios.storage.fileio import encode_header, encode_record
     src = tmp_path / "db"
-    db = _new(src)
-    db.checkpoint()
-    _fill(db, 5)
-    db.close(checkpoint=False)
-    seg = wal.segment_path(src, wal.list_segments(src)[-1])
+    seg = _closed_with_log(src, 5)
     entries = wal.read_segment(seg)
     seg.write_bytes(encode_header(wal.MAGIC, 1) + b"".join(encode_record(e) for e in entries))
     db = Store(src)

@@ -302,17 +302,6 @@ def test_a_flush_that_reached_the_disk_only_in_part_is_a_torn_tail(tmp_path: Pat
     assert segment.stat().st_size == start
 
 
-def test_a_lost_flush_before_later_ones_is_still_corruption(tmp_path: Path) -> None:
-    payloads = payloads_for(4)
-    segment = write_segment(tmp_path, payloads)
-    offsets = record_offsets(payloads)
-    data = bytearray(segment.read_bytes())
-    data[offsets[1]:offsets[2]] = bytes(offsets[2] - offsets[1])     # an acknowledged flush gone
-    segment.write_bytes(bytes(data))
-    with pytest.raises(CorruptDatabase, match=f"byte offset {offsets[1]}"):
-        read_segment(segment)
-
-
 def test_flushes_past_the_record_limit_are_split_into_several_records(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(wal, "MAX_RECORD", 64)
