@@ -28,6 +28,11 @@ Torn-tail rule (the heart of recovery)
        a bad one can only mean acknowledged data lies beyond the damage, e.g. a
        middle record whose length field was flipped to something huge.
 
+    3. for a file written in place over zeros (``scan_records(sector=...)``, the
+       log): a record that fails its checksum still shows the zeros of some
+       sector that never reached the disk. Damage in every sector of it is
+       corruption, not a torn write.
+
     A torn tail yields the good prefix and ``torn=True``; the caller truncates the
     file there. Anything else is ``CorruptDatabase`` naming the file and the byte
     offset of the bad record: the database stops rather than returning silently
@@ -205,13 +210,27 @@ def _corrupt(path: str | os.PathLike[str], offset: int, why: str) -> CorruptData
                            {"path": os.fspath(path), "offset": offset})
 
 
+def _has_zero_sector(data: memoryview, start: int, end: int, sector: int) -> bool:
+    """True if a sector-aligned piece of ``data[start:end]`` is all zeros."""
+    pos = start
+    while pos < end:
+        stop = min(end, (pos // sector + 1) * sector)
+        if _NONZERO.search(data[pos:stop]) is None:
+            return True
+        pos = stop
+    return False
+
+
 def scan_records(data: bytes | bytearray | memoryview, start: int, *,
-                 path: str | os.PathLike[str], copy: bool = True) -> tuple[list, int, bool]:
+                 path: str | os.PathLike[str], copy: bool = True,
+                 sector: int | None = None) -> tuple[list, int, bool]:
     """Parse records from ``start``: (payloads, end offset of the last good record, torn).
 
-    Applies the module's torn-tail rule; raises ``CorruptDatabase`` otherwise.
-    ``copy=False`` returns memoryviews into ``data`` instead of ``bytes`` copies: a
-    caller decoding a large file then leaves no heap of freed copies behind.
+    Applies the module's torn-tail rule (rule 3 too if ``sector`` is given: the
+    file was written in place over zeros, in units of ``sector`` bytes); raises
+    ``CorruptDatabase`` otherwise. ``copy=False`` returns memoryviews into
+    ``data`` instead of ``bytes`` copies: a caller decoding a large file then
+    leaves no heap of freed copies behind.
     """
     view = memoryview(data).cast("B")
     total = len(view)
@@ -241,5 +260,8 @@ def scan_records(data: bytes | bytearray | memoryview, start: int, *,
         following = _valid_record_after(view, pos)
         if following is not None:
             raise _corrupt(path, pos, f"{why}, yet a valid record follows at offset {following}")
+        if sector and extent is not None and not _has_zero_sector(view, pos, extent, sector):
+            raise _corrupt(path, pos, f"{why} in the last record, with every sector of it written: "
+                                      "damage, not a torn write")
         return payloads, pos, True
     return payloads, pos, False

@@ -35,6 +35,20 @@ for one. The zeros are what recovery already treats as a torn tail (``fileio``):
 it stops there and truncates them away. ``close`` truncates them too, so a
 cleanly closed segment ends at its last record.
 
+The zeros are written and fsync'd before any record goes over them (a new
+segment gets its first ``PREALLOCATE`` with its header), so whatever part of
+an unfinished flush a crash keeps from the disk reads as zeros. Recovery
+therefore takes a last record that fails its checksum for a torn write only if
+some sector of it is still all zeros; a last record damaged in every sector is
+``CorruptDatabase``, not a group of acknowledged commits dropped in silence. A
+flush too big for one record (over ``MAX_RECORD``) is written and fsync'd one
+record at a time, so only its last record can be torn. The exception is a
+single record longer than ``PREALLOCATE`` (a bulk load): zeroing its place
+first would write it twice, so it is written like an append, which relies on
+the file system never showing stale blocks after a crash (ext4's default
+``data=ordered``, XFS and btrfs all guarantee it). Disk full while growing
+fails the log like any failed write.
+
 Failure is permanent: after a failed write or fsync the kernel may already
 have dropped the dirty pages and a retried fsync could falsely succeed
 ("fsyncgate"), so the writer never retries. Every later append and every sync
@@ -61,6 +75,7 @@ MAGIC = b"HELIOWAL"
 VERSION = 2
 SUPPORTED_VERSIONS = frozenset({1, VERSION})
 ENTRY = struct.Struct("<I")                 # v2: an entry's length, then its payload
+SECTOR = 512                                # the smallest unit a disk writes whole
 MAX_ENTRY = MAX_RECORD - ENTRY.size         # one entry alone always fits in a record
 
 PREALLOCATE = 1 << 20      # zeros kept past the last record: one growth (and size change) per MiB
@@ -121,14 +136,15 @@ def read_segment(path: str | os.PathLike[str], *, repair: bool = True) -> list[b
             _truncate(path, 0)
         return []
     version = read_header(data, MAGIC, SUPPORTED_VERSIONS, path=path)
-    records, end, torn = scan_records(data, HEADER_SIZE, path=path, copy=version == 1)
-    if torn and repair:
-        _truncate(path, end)
     if version == 1:
-        return records
-    entries: list[bytes] = []
-    for index, record in enumerate(records):
-        _split_entries(record, entries, path, index)
+        entries, end, torn = scan_records(data, HEADER_SIZE, path=path)
+    else:       # written in place over zeros: a torn record must show the zeros (see Preallocation)
+        records, end, torn = scan_records(data, HEADER_SIZE, path=path, copy=False, sector=SECTOR)
+        entries = []
+        for index, record in enumerate(records):
+            _split_entries(record, entries, path, index)
+    if torn and repair:         # only once everything before the tail has been read and checked
+        _truncate(path, end)
     return entries
 
 
@@ -146,12 +162,14 @@ def _split_entries(record: memoryview, out: list[bytes], path: Path, index: int)
         pos += size
 
 
-def frame_flush(entries: list[bytes]) -> bytes:
+def frame_flush(entries: list[bytes]) -> list[bytes]:
     """The framed v2 record(s) of one flush: one record unless the entries pass ``MAX_RECORD``."""
     body = b"".join(entries)
     if len(body) <= MAX_RECORD:
-        return encode_record(body)
-    records, chunk, size = [], [], 0
+        return [encode_record(body)]
+    records: list[bytes] = []
+    chunk: list[bytes] = []
+    size = 0
     for entry in entries:
         if size + len(entry) > MAX_RECORD:
             records.append(encode_record(b"".join(chunk)))
@@ -159,7 +177,7 @@ def frame_flush(entries: list[bytes]) -> bytes:
         chunk.append(entry)
         size += len(entry)
     records.append(encode_record(b"".join(chunk)))
-    return b"".join(records)
+    return records
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,9 +224,8 @@ class LogWriter:
         except OSError as exc:
             raise StorageFailed(f"{self._path}: cannot open log segment: {exc}") from exc
         try:
-            self._size = self._prepare(directory)
+            self._size, self._allocated = self._prepare(directory)   # records end / file size
             self._initial_size = self._size
-            self._allocated = self._size                # file size on disk: records, then zeros
         except BaseException:
             os.close(self._fd)
             raise
@@ -217,8 +234,9 @@ class LogWriter:
         # Resolved per call so that monkeypatching ``os.fsync`` reaches the writer.
         (self._fsync_override or os.fsync)(fd)
 
-    def _prepare(self, directory: str | os.PathLike[str]) -> int:
-        """Write and fsync the header of a new (or repaired-to-empty) segment; check an old one.
+    def _prepare(self, directory: str | os.PathLike[str]) -> tuple[int, int]:
+        """Write and fsync the header and first zeros of a new (or repaired-to-empty) segment;
+        check an old one. Returns where records end and the file's size.
 
         An old segment must end at its last record: appending after a torn tail
         (a crash's zeros included) would put acknowledged records behind damage.
@@ -236,14 +254,14 @@ class LogWriter:
             if torn:
                 raise CorruptDatabase(f"{self._path}: torn tail at byte offset {end}; "
                                       "read_segment() repairs it before a writer opens it")
-            return size
+            return size, size
         try:
-            write_all(self._fd, encode_header(MAGIC, VERSION))
+            write_all(self._fd, encode_header(MAGIC, VERSION) + bytes(self._preallocate))
             self._do_fsync(self._fd)
             fsync_directory(self._path.parent, fsync=self._do_fsync)
         except OSError as exc:
             raise StorageFailed(f"{self._path}: cannot create log segment: {exc}") from exc
-        return HEADER_SIZE
+        return HEADER_SIZE, HEADER_SIZE + self._preallocate
 
     @property
     def path(self) -> Path:
@@ -337,10 +355,10 @@ class LogWriter:
         batch, last = self._take_batch()
         self._lock.release()
         try:
-            data, fsync_seconds, error = self._write_and_fsync(batch, [])
+            written, fsyncs, fsync_seconds, error = self._write_and_fsync(batch, [])
         finally:
             self._lock.acquire()
-        woken = self._finish_batch(last, len(batch), len(data), fsync_seconds, error)
+        woken = self._finish_batch(last, len(batch), written, fsyncs, fsync_seconds, error)
         if self._waiting or self._closed:
             self._start_flush()
         _wake(woken)
@@ -386,10 +404,10 @@ class LogWriter:
                 batch, last = self._take_batch()
                 lock.release()
                 try:
-                    data, fsync_seconds, error = self._write_and_fsync(batch, woken)
+                    written, fsyncs, fsync_seconds, error = self._write_and_fsync(batch, woken)
                 finally:
                     lock.acquire()
-                woken = self._finish_batch(last, len(batch), len(data), fsync_seconds, error)
+                woken = self._finish_batch(last, len(batch), written, fsyncs, fsync_seconds, error)
                 if error is not None:
                     _wake(woken)
                     return
@@ -397,36 +415,54 @@ class LogWriter:
             lock.release()
 
     def _write_and_fsync(self, batch: list[bytes], woken: list[LockType]
-                         ) -> tuple[bytes, float, BaseException | None]:
-        """Write and fsync a batch, waking the previous batch's committers in between.
+                         ) -> tuple[int, int, float, BaseException | None]:
+        """Write and fsync a batch, waking the previous batch's committers once it is written.
 
         The batch goes right after the last durable record (``_size`` holds still
-        while a flush is under way), over the preallocated zeros; a batch that
-        reaches past them first grows the file by ``preallocate`` more zeros.
-        Returns the bytes, the fsync's duration and the error that failed the
-        log, if any (the unacknowledged bytes are then cut off, best effort).
+        while a flush is under way), over the preallocated zeros (see
+        Preallocation). Returns the bytes written, the fsyncs and their time, and
+        the error that failed the log, if any (the unacknowledged bytes are then
+        cut off, best effort).
         """
-        data = b""
-        fsync_seconds = 0.0
+        offset, fsyncs, fsync_seconds = self._size, 0, 0.0
         try:
-            try:
-                data = frame_flush(batch)
-                end = self._size + len(data)
-                pwrite_all(self._fd, data, self._size)
-                allocated = self._allocated
-                if end > allocated:
-                    allocated = end + self._preallocate
-                    pwrite_all(self._fd, bytes(allocated - end), end)
-            finally:
-                _wake(woken)            # durable before this batch was written, whatever happens to it
-            started = time.perf_counter()
-            self._do_fsync(self._fd)
-            fsync_seconds = time.perf_counter() - started
-            self._allocated = allocated
+            for record in frame_flush(batch):
+                end = offset + len(record)
+                fsyncs += self._make_room(end)
+                pwrite_all(self._fd, record, offset)
+                if woken:               # durable before this batch was written
+                    _wake(woken)
+                    woken = []
+                started = time.perf_counter()
+                self._do_fsync(self._fd)
+                fsync_seconds += time.perf_counter() - started
+                fsyncs += 1
+                offset = end
         except BaseException as exc:  # noqa: BLE001 - the file state is unknown: never retry ("fsyncgate")
+            _wake(woken)
             self._discard_unacknowledged()
-            return data, fsync_seconds, exc
-        return data, fsync_seconds, None
+            return offset - self._size, fsyncs, fsync_seconds, exc
+        return offset - self._size, fsyncs, fsync_seconds, None
+
+    def _make_room(self, end: int) -> int:
+        """Grow the preallocated zeros to reach past ``end``; returns the fsyncs it took.
+
+        Usually the zeros are written and fsync'd before the records go over them;
+        a record longer than the preallocation is written like an append instead
+        (see Preallocation), with zeros after it that its own fsync covers.
+        """
+        allocated = self._allocated
+        if end <= allocated:
+            return 0
+        grown = end + self._preallocate
+        if end - allocated <= self._preallocate:
+            pwrite_all(self._fd, bytes(grown - allocated), allocated)
+            self._do_fsync(self._fd)
+            self._allocated = grown
+            return 1
+        pwrite_all(self._fd, bytes(self._preallocate), end)
+        self._allocated = grown
+        return 0
 
     def _take_batch(self) -> tuple[list[bytes], int]:
         """Hand every buffered record and its waiters to a flush. Called with the lock held."""
@@ -436,7 +472,7 @@ class LogWriter:
         self._flushing = True
         return batch, self._appended
 
-    def _finish_batch(self, last: int, records: int, size: int, fsync_seconds: float,
+    def _finish_batch(self, last: int, records: int, size: int, fsyncs: int, fsync_seconds: float,
                       error: BaseException | None) -> list[LockType]:
         """Record a flush's outcome; returns the committers to wake. Called with the lock held.
 
@@ -449,7 +485,7 @@ class LogWriter:
             self._size += size
             counts = self._counts
             counts[0] += records
-            counts[1] += 1
+            counts[1] += fsyncs
             counts[2] += fsync_seconds
         else:
             self._failed = error
@@ -491,10 +527,11 @@ class LogWriter:
             if self._flusher is not None or self._flushing or self._buffer:
                 self._start_flush()             # it waits for a flush under way, flushes the rest, exits
             flusher = self._flusher
+        interrupted = None
         try:
-            if flusher is not None:
-                flusher.join()
-            if self._failed is not None and failed_before is None:
+            if flusher is not None:             # no flush may be under way once the file closes
+                interrupted = _join(flusher)
+            if interrupted is None and self._failed is not None and failed_before is None:
                 raise StorageFailed(f"{self._path}: the last flush failed ({self._failed}); "
                                     "records buffered before close are lost") from self._failed
         finally:
@@ -505,6 +542,8 @@ class LogWriter:
                     self._trim()
                 finally:
                     os.close(self._fd)
+        if interrupted is not None:
+            raise interrupted
 
     def _trim(self) -> None:
         """Cut the preallocated zeros off a closing segment, so that it ends at its last record.
@@ -513,7 +552,7 @@ class LogWriter:
         truncation failed, or a crash came first) read as a torn tail that
         recovery drops.
         """
-        if self._failed is not None or self._allocated <= self._size:
+        if self._failed is not None or self._flushing or self._allocated <= self._size:
             return
         try:
             os.ftruncate(self._fd, self._size)
@@ -541,6 +580,21 @@ def _wake(group: list[LockType]) -> None:
     """
     if group:
         group[0].release()
+
+
+def _join(thread: threading.Thread) -> BaseException | None:
+    """``thread.join()`` to the end; an exception meanwhile (Ctrl-C) is returned, not raised.
+
+    ``close`` must not cut or close the file under a flush still in flight: that
+    flush's committers are acknowledged once its fsync returns.
+    """
+    interrupted = None
+    while True:
+        try:
+            thread.join()
+            return interrupted
+        except BaseException as exc:  # noqa: BLE001 - re-raised by the caller
+            interrupted = interrupted or exc
 
 
 def _wait(waiter: LockType, interrupted: BaseException | None = None) -> BaseException | None:

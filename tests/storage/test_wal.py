@@ -55,8 +55,11 @@ def record_offsets(payloads: list[bytes]) -> list[int]:
 
 def records_end(segment: Path) -> int:
     """Where the segment's good records end (preallocated zeros may follow)."""
-    data = segment.read_bytes()
-    return scan_records(data, HEADER_SIZE, path=segment)[1]
+    return records_end_of(segment.read_bytes())
+
+
+def records_end_of(data: bytes) -> int:
+    return scan_records(data, HEADER_SIZE, path="segment")[1]
 
 
 class FsyncSpy:
@@ -93,7 +96,7 @@ def test_append_sync_read_round_trip_and_sequence_numbers(tmp_path: Path) -> Non
     segment = segment_path(tmp_path, 1)
     end = HEADER_SIZE + flush_size(first)    # one flush: one record holding the five
     assert writer.size == end == records_end(segment)
-    assert segment.stat().st_size == end + wal.PREALLOCATE    # zeros ahead, written in place later
+    assert segment.stat().st_size == HEADER_SIZE + wal.PREALLOCATE  # zeros made with the header, written over
     writer.sync(2)  # already durable: no new fsync
     assert spy.calls == creation_fsyncs + 1
     writer.close()
@@ -287,19 +290,76 @@ def unfinished_flush(tmp_path: Path) -> tuple[bytes, int, list[bytes], list[byte
     return data, start, done, last
 
 
-@pytest.mark.parametrize("lost", [(0, 8), (0, 4096), (1000, 4096), (4096, 5000), (5000, 5700)])
-def test_a_flush_that_reached_the_disk_only_in_part_is_a_torn_tail(tmp_path: Path, lost: tuple) -> None:
-    """Written in place, a flush's pages can reach the disk in any order before its fsync
-    completes. Every part of it is inside one record, so a lost part (zeros, as preallocated)
-    drops the whole flush, which was never acknowledged, and never reads as corruption."""
+def sectors_of(start: int, end: int) -> list[tuple[int, int]]:
+    """The sector-aligned pieces of ``[start, end)``: what a disk writes whole, or not at all."""
+    pieces, pos = [], start
+    while pos < end:
+        stop = min(end, (pos // wal.SECTOR + 1) * wal.SECTOR)
+        pieces.append((pos, stop))
+        pos = stop
+    return pieces
+
+
+LOST_SECTORS = {"first": lambda n: [0], "middle": lambda n: [n // 2], "last": lambda n: [n - 1],
+                "all but the first": lambda n: list(range(1, n)), "every other": lambda n: list(range(0, n, 2))}
+
+
+@pytest.mark.parametrize("lost", sorted(LOST_SECTORS))
+def test_a_flush_that_reached_the_disk_only_in_part_is_a_torn_tail(tmp_path: Path, lost: str) -> None:
+    """Written in place, a flush's sectors can reach the disk in any order before its fsync
+    completes. Every part of it is inside one record, so lost sectors (still the zeros written
+    before it) drop the whole flush, which was never acknowledged, and never read as corruption."""
     (tmp_path / "src").mkdir()
     data, start, done, _ = unfinished_flush(tmp_path / "src")
-    first, last = start + lost[0], min(start + lost[1], len(data))
-    damaged = data[:first] + bytes(last - first) + data[last:]
+    end = records_end_of(data)
+    pieces = sectors_of(start, end)
+    assert len(pieces) > 8
+    damaged = bytearray(data)
+    for index in LOST_SECTORS[lost](len(pieces)):
+        first, last = pieces[index]
+        damaged[first:last] = bytes(last - first)
     segment = segment_path(tmp_path, 1)
-    segment.write_bytes(damaged)
+    segment.write_bytes(bytes(damaged))
     assert read_segment(segment) == done
     assert segment.stat().st_size == start
+
+
+def test_power_loss_during_a_flush_recovers_what_was_acknowledged(tmp_path: Path) -> None:
+    """Any subset of the sectors a flush changed may have reached the disk, at the file's old
+    or new size: recovery yields the acknowledged records, or those plus the whole flush."""
+    rng = random.Random(11)
+    images = 0
+    for trial in range(30):
+        directory = tmp_path / f"t{trial}"
+        directory.mkdir()
+        writer = LogWriter(directory, 1, preallocate=rng.choice([64, 700, 4096, 1 << 16]))
+        acked = [bytes([rng.randint(1, 255)]) * rng.randint(1, 900) for _ in range(rng.randint(1, 5))]
+        for payload in acked:
+            writer.append_and_sync(payload)
+        segment = segment_path(directory, 1)
+        old = segment.read_bytes()
+        flush = [rng.randbytes(rng.randint(1, 1500)) for _ in range(rng.randint(1, 6))]
+        for payload in flush:
+            writer.append(payload)
+        writer.sync(len(acked) + len(flush))
+        new = segment.read_bytes()
+        writer.close()
+        sizes = {len(old), len(new)}                                    # the file may have grown
+        size = max(sizes)
+        old, new = old.ljust(size, b"\0"), new.ljust(size, b"\0")
+        changed = [s for s in range(0, size, wal.SECTOR) if old[s:s + wal.SECTOR] != new[s:s + wal.SECTOR]]
+        for _ in range(40):
+            image = bytearray(old)
+            for s in changed:
+                if rng.random() < 0.5:
+                    image[s:s + wal.SECTOR] = new[s:s + wal.SECTOR]
+            for length in sizes:
+                crashed = directory / "crash"
+                crashed.mkdir(exist_ok=True)
+                segment_path(crashed, 1).write_bytes(bytes(image[:length]))
+                assert read_segment(segment_path(crashed, 1)) in (acked, acked + flush), (trial, changed)
+                images += 1
+    assert images >= 1000
 
 
 def test_flushes_past_the_record_limit_are_split_into_several_records(
@@ -310,7 +370,7 @@ def test_flushes_past_the_record_limit_are_split_into_several_records(
         for payload in payloads:
             writer.append(payload)
         writer.sync(len(payloads))
-        assert writer.stats.fsyncs == 1
+        assert writer.stats.fsyncs == 6, "each record is durable before the next is written"
     segment = segment_path(tmp_path, 1)
     records, _, torn = scan_records(segment.read_bytes(), HEADER_SIZE, path=segment)
     assert not torn and [len(r) for r in records] == [48] * 5 + [24]
@@ -337,6 +397,87 @@ def test_growth_failure_fails_the_log_and_keeps_acknowledged_records(
     writer.close()
     segment = segment_path(tmp_path, 1)
     assert read_segment(segment) == [b"kept"]
+
+
+def test_zeros_are_durable_before_records_go_over_them(tmp_path: Path) -> None:
+    """Each growth is fsync'd with no new record in it: a record's lost sectors read as zeros."""
+    segment = segment_path(tmp_path, 1)
+    seen: list[tuple[int, int]] = []                # (file size, records end) at each fsync
+
+    def spy(fd: int) -> None:
+        if not stat.S_ISDIR(os.fstat(fd).st_mode):
+            data = segment.read_bytes()
+            seen.append((len(data), records_end_of(data) if len(data) >= HEADER_SIZE else 0))
+        os.fsync(fd)
+
+    with LogWriter(tmp_path, 1, fsync=spy, preallocate=300) as writer:
+        for i in range(30):
+            writer.append_and_sync(bytes([i + 1]) * 90)
+    growths = [i for i in range(1, len(seen)) if seen[i][0] > seen[i - 1][0]]
+    assert len(growths) >= 5
+    for i in growths:
+        assert seen[i][1] == seen[i - 1][1], "a growth's fsync carried a record"
+        assert seen[i + 1][0] == seen[i][0], "the record after it was written in place"
+
+
+def test_close_interrupted_while_a_flush_is_in_flight_keeps_that_flush(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C in ``close`` must not cut the file under a flush whose committer is about to be
+    told its record is durable."""
+    fsynced, go = threading.Event(), threading.Event()
+
+    def slow_fsync(fd: int) -> None:
+        os.fsync(fd)
+        if threading.current_thread().name == "committer":
+            fsynced.set()
+            assert go.wait(10)
+
+    writer = LogWriter(tmp_path, 1, fsync=slow_fsync)
+    writer.append_and_sync(b"first")
+    outcome: dict[str, object] = {}
+    committer = threading.Thread(target=lambda: outcome.setdefault("seq", writer.append_and_sync(b"second")),
+                                 name="committer")
+    committer.start()
+    assert fsynced.wait(10)
+    real_join = threading.Thread.join
+    interrupts = []
+
+    def interrupted_join(self: threading.Thread, timeout: float | None = None) -> None:
+        if self.name.startswith("helios-wal") and not interrupts:
+            interrupts.append(self)
+            threading.Timer(0.3, go.set).start()    # the flush finishes after close was interrupted
+            raise KeyboardInterrupt
+        real_join(self, timeout)
+
+    monkeypatch.setattr(threading.Thread, "join", interrupted_join)
+    with pytest.raises(KeyboardInterrupt):
+        writer.close()
+    monkeypatch.undo()
+    committer.join(10)
+    assert interrupts and outcome == {"seq": 2}
+    assert read_segment(segment_path(tmp_path, 1)) == [b"first", b"second"]
+
+
+def test_a_failed_trim_leaves_a_tail_that_repair_removes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    writer = LogWriter(tmp_path, 1)
+    writer.append_and_sync(b"kept")
+
+    def no_truncate(fd: int, size: int) -> None:
+        raise OSError(errno.EIO, "injected ftruncate failure")
+
+    monkeypatch.setattr(os, "ftruncate", no_truncate)
+    writer.close()                                  # best effort: closing still succeeds
+    monkeypatch.undo()
+    with pytest.raises(OSError):
+        os.fstat(writer._fd)                        # and the descriptor is closed
+    segment = segment_path(tmp_path, 1)
+    assert segment.stat().st_size > writer.size
+    with pytest.raises(CorruptDatabase, match="torn tail"):
+        LogWriter(tmp_path, 1)
+    assert read_segment(segment) == [b"kept"]
+    with LogWriter(tmp_path, 1) as reopened:
+        reopened.append_and_sync(b"next")
+    assert read_segment(segment) == [b"kept", b"next"]
 
 
 def write_v1_segment(segment: Path, payloads: list[bytes]) -> None:
@@ -388,15 +529,33 @@ def test_flipped_byte_in_a_middle_record_is_corruption_with_path_and_offset(tmp_
         assert segment.read_bytes() == flipped(data, position), "corruption must not be 'repaired'"
 
 
-def test_flipped_byte_in_the_last_record_drops_it(tmp_path: Path) -> None:
+def test_flipped_byte_in_the_last_record_is_damage_not_a_torn_write(tmp_path: Path) -> None:
+    """Records go over zeros already on disk, so a torn last record shows zeros somewhere;
+    one damaged in every sector held acknowledged commits and must not vanish in silence."""
     payloads = payloads_for(6)
     segment = write_segment(tmp_path, payloads)
     data = segment.read_bytes()
     offsets = record_offsets(payloads)
     for position in range(offsets[-2], offsets[-1]):
         segment.write_bytes(flipped(data, position))
-        assert read_segment(segment) == payloads[:-1], position
-        assert segment.stat().st_size == offsets[-2]
+        if position < offsets[-2] + 4:          # the length: the record's extent is unknown
+            try:
+                assert read_segment(segment) == payloads[:-1], position
+            except CorruptDatabase:
+                pass
+            continue
+        with pytest.raises(CorruptDatabase, match="not a torn write"):
+            read_segment(segment)
+        assert segment.read_bytes() == flipped(data, position), "damage must not be 'repaired'"
+
+
+def test_format_v1_keeps_dropping_a_last_record_that_fails_its_checksum(tmp_path: Path) -> None:
+    """v1 segments were appended, not written over zeros: their tail rule stays as it was."""
+    payloads = payloads_for(4)
+    segment = segment_path(tmp_path, 1)
+    data = encode_header(wal.MAGIC, 1) + b"".join(encode_record(p) for p in payloads)
+    segment.write_bytes(flipped(data, len(data) - 1))
+    assert read_segment(segment) == payloads[:-1]
 
 
 def test_bad_record_followed_by_unaccounted_garbage_is_corruption(tmp_path: Path) -> None:
@@ -407,7 +566,13 @@ def test_bad_record_followed_by_unaccounted_garbage_is_corruption(tmp_path: Path
     segment.write_bytes(data + b"\x01garbage")
     with pytest.raises(CorruptDatabase, match=f"byte offset {offsets[-2]}"):
         read_segment(segment)
-    segment.write_bytes(data + bytes(64))  # ...but zeros after it are just a torn tail
+    segment.write_bytes(data + bytes(64))  # zeros after it do not make a damaged record a torn one
+    with pytest.raises(CorruptDatabase, match="not a torn write"):
+        read_segment(segment)
+    torn = bytearray(data)                  # ...but the zeros of a sector that never reached the disk do
+    last_sector = max(offsets[-2], (offsets[-1] - 1) // wal.SECTOR * wal.SECTOR)
+    torn[last_sector:offsets[-1]] = bytes(offsets[-1] - last_sector)
+    segment.write_bytes(bytes(torn) + bytes(64))
     assert read_segment(segment) == payloads[:-1]
 
 
