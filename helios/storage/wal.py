@@ -65,6 +65,7 @@ import time
 from _thread import LockType, allocate_lock
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from helios.errors import CorruptDatabase, DatabaseClosed, StorageFailed, UnsupportedFormat
 from helios.storage.fileio import (HEADER_SIZE, MAX_RECORD, FsyncFn, all_zero, encode_header,
@@ -338,7 +339,7 @@ class LogWriter:
             waiter.acquire()                            # until the flush is over: done or failed
             interrupted = None
         except BaseException as exc:  # noqa: BLE001 - re-raised below, after the hand-on
-            interrupted = _wait(waiter, exc)
+            interrupted = _to_the_end(waiter.acquire, exc)
         if index + 1 < len(group):                      # the group is complete now: wake the next one
             group[index + 1].release()
         if interrupted is not None:
@@ -530,7 +531,7 @@ class LogWriter:
         interrupted = None
         try:
             if flusher is not None:             # no flush may be under way once the file closes
-                interrupted = _join(flusher)
+                interrupted = _to_the_end(flusher.join)
             if interrupted is None and self._failed is not None and failed_before is None:
                 raise StorageFailed(f"{self._path}: the last flush failed ({self._failed}); "
                                     "records buffered before close are lost") from self._failed
@@ -582,32 +583,21 @@ def _wake(group: list[LockType]) -> None:
         group[0].release()
 
 
-def _join(thread: threading.Thread) -> BaseException | None:
-    """``thread.join()`` to the end; an exception meanwhile (Ctrl-C) is returned, not raised.
+def _to_the_end(block: Callable[[], object], interrupted: BaseException | None = None
+                ) -> BaseException | None:
+    """Call ``block`` until it returns; an exception meanwhile (Ctrl-C) is returned, not raised.
 
-    ``close`` must not cut or close the file under a flush still in flight: that
-    flush's committers are acknowledged once its fsync returns.
-    """
-    interrupted = None
-    while True:
-        try:
-            thread.join()
-            return interrupted
-        except BaseException as exc:  # noqa: BLE001 - re-raised by the caller
-            interrupted = interrupted or exc
-
-
-def _wait(waiter: LockType, interrupted: BaseException | None = None) -> BaseException | None:
-    """Block until ``waiter`` is released; an exception meanwhile (Ctrl-C) is returned, not raised.
-
-    A committer must not leave before its turn in the wake-up chain, or every
-    committer after it in the group would sleep forever: so an interrupt waits
-    for the flush in progress (one fsync) and is raised after the hand-on.
-    ``interrupted`` is an exception that already cut a first wait short.
+    For the waits nobody may leave early: a committer before its turn in the
+    wake-up chain (every committer after it in the group would sleep forever,
+    so an interrupt waits for the flush in progress, one fsync, and is raised
+    after the hand-on), and ``close`` before the flusher ends (the file must not
+    be cut or closed under a flush whose committers are about to be
+    acknowledged). ``interrupted`` is an exception that already cut a first
+    wait short.
     """
     while True:
         try:
-            waiter.acquire()
+            block()
             return interrupted
         except BaseException as exc:  # noqa: BLE001 - re-raised by the caller
             interrupted = interrupted or exc

@@ -917,7 +917,7 @@ def test_an_interrupted_wait_still_passes_the_wake_up_on() -> None:
             return True
 
     waiter = InterruptedOnce()
-    interrupted = wal._wait(waiter)  # type: ignore[arg-type]
+    interrupted = wal._to_the_end(waiter.acquire)
     assert isinstance(interrupted, KeyboardInterrupt) and waiter.calls == 2
 
 
