@@ -28,17 +28,36 @@ Torn-tail rule (the heart of recovery)
        a bad one can only mean acknowledged data lies beyond the damage, e.g. a
        middle record whose length field was flipped to something huge.
 
-    3. for a file written in place over zeros (``scan_records(sector=...)``, the
-       log): a record that fails its checksum still shows the zeros of some
-       sector that never reached the disk. Damage in every sector of it is
-       corruption, not a torn write.
-
     A torn tail yields the good prefix and ``torn=True``; the caller truncates the
     file there. Anything else is ``CorruptDatabase`` naming the file and the byte
     offset of the bad record: the database stops rather than returning silently
     wrong data. The price of rule 2 is that a crash cutting a record whose payload
     itself embeds a complete, well-framed record reads as corruption: fail-stop,
     never silent loss.
+
+Checked records (files written in place over zeros: the log, format v2)
+    ``u32 length | u32 crc32(payload) | u32 crc32(the eight bytes before) |
+    payload``. The header checks itself, so a length is never trusted unless
+    it is the one written: a header cut across a sector boundary by a crash,
+    or a flipped length, cannot move the record's end. Such files are written
+    only over zeros already on disk, so a write a crash interrupted shows zeros
+    in whatever sector of it never reached the disk. Scanning stops at the
+    first bad record, which is a **torn tail** only when it shows those zeros
+    and nothing acknowledged can lie beyond it:
+
+    * a header that fails its check: some sector-aligned piece of the header
+      is all zeros (a zero-filled tail is the common case), and no valid
+      record starts after it;
+    * a checked header whose payload runs past the end of the file: no valid
+      record starts after it (the file's new size never became durable);
+    * a checked header whose payload fails its checksum: every byte after the
+      payload is zero, some sector-aligned piece of the record is all zeros,
+      and no valid record starts after it.
+
+    Anything else is ``CorruptDatabase``: a last record damaged in every
+    sector is damage, not a torn write. The price: a payload whose damage
+    happens to fall beside a sector of legitimate zeros (a zero-filled blob)
+    reads as torn, the rule every record followed before checked headers.
 """
 from __future__ import annotations
 
@@ -60,6 +79,9 @@ HEADER = struct.Struct("<8sHH")
 HEADER_SIZE = HEADER.size
 RECORD_HEADER = struct.Struct("<II")
 RECORD_HEADER_SIZE = RECORD_HEADER.size
+CHECKED_HEADER = struct.Struct("<III")
+CHECKED_HEADER_SIZE = CHECKED_HEADER.size
+SECTOR = 512                            # the smallest unit a disk writes whole
 MAX_RECORD = 1 << 30
 
 _NONZERO = re.compile(rb"[^\x00]")
@@ -172,6 +194,15 @@ def encode_record(payload: bytes) -> bytes:
     return RECORD_HEADER.pack(size, zlib.crc32(payload)) + payload
 
 
+def encode_checked_record(payload: bytes) -> bytes:
+    """Frame one payload with a self-checking header (see "Checked records")."""
+    size = len(payload)
+    if not 0 < size <= MAX_RECORD:
+        raise ValueError(f"record payload must be 1..{MAX_RECORD} bytes, got {size}")
+    head = RECORD_HEADER.pack(size, zlib.crc32(payload))
+    return head + zlib.crc32(head).to_bytes(4, "little") + payload
+
+
 def all_zero(data: bytes | bytearray | memoryview, start: int = 0) -> bool:
     """True if every byte from ``start`` on is zero (stops at the first non-zero byte)."""
     return _NONZERO.search(data, start) is None
@@ -186,7 +217,27 @@ def _valid_record_at(data: memoryview, pos: int) -> bool:
     return 0 < size <= MAX_RECORD and start + size <= end_of_data and zlib.crc32(data[start:start + size]) == crc
 
 
-def _valid_record_after(data: memoryview, bad: int) -> int | None:
+def _checked_header_at(data: memoryview, pos: int) -> int | None:
+    """The payload length of a checked header at ``pos`` that passes its check, else None."""
+    if pos + CHECKED_HEADER_SIZE > len(data):
+        return None
+    size, _, check = CHECKED_HEADER.unpack_from(data, pos)
+    if zlib.crc32(data[pos:pos + RECORD_HEADER_SIZE]) != check or not 0 < size <= MAX_RECORD:
+        return None
+    return size
+
+
+def _valid_checked_record_at(data: memoryview, pos: int) -> bool:
+    size = _checked_header_at(data, pos)
+    if size is None:
+        return False
+    start = pos + CHECKED_HEADER_SIZE
+    return start + size <= len(data) and zlib.crc32(data[start:start + size]) == \
+        CHECKED_HEADER.unpack_from(data, pos)[1]
+
+
+def _valid_record_after(data: memoryview, bad: int,
+                        valid_at: Callable[[memoryview, int], bool] = _valid_record_at) -> int | None:
     """Offset of the first well-framed record starting after ``bad``, if any.
 
     A record's length is non-zero, so one of its first four bytes is non-zero:
@@ -199,10 +250,21 @@ def _valid_record_after(data: memoryview, bad: int) -> int | None:
         if nonzero is None:
             return None
         pos = max(pos, nonzero.start() - 3)
-        if _valid_record_at(data, pos):
+        if valid_at(data, pos):
             return pos
         pos += 1
     return None
+
+
+def _has_zero_sector(data: memoryview, start: int, end: int) -> bool:
+    """True if a sector-aligned piece of ``data[start:end]`` is all zeros: a sector never written."""
+    pos = start
+    while pos < end:
+        stop = min(end, (pos // SECTOR + 1) * SECTOR)
+        if _NONZERO.search(data[pos:stop]) is None:
+            return True
+        pos = stop
+    return False
 
 
 def _corrupt(path: str | os.PathLike[str], offset: int, why: str) -> CorruptDatabase:
@@ -210,27 +272,13 @@ def _corrupt(path: str | os.PathLike[str], offset: int, why: str) -> CorruptData
                            {"path": os.fspath(path), "offset": offset})
 
 
-def _has_zero_sector(data: memoryview, start: int, end: int, sector: int) -> bool:
-    """True if a sector-aligned piece of ``data[start:end]`` is all zeros."""
-    pos = start
-    while pos < end:
-        stop = min(end, (pos // sector + 1) * sector)
-        if _NONZERO.search(data[pos:stop]) is None:
-            return True
-        pos = stop
-    return False
-
-
 def scan_records(data: bytes | bytearray | memoryview, start: int, *,
-                 path: str | os.PathLike[str], copy: bool = True,
-                 sector: int | None = None) -> tuple[list, int, bool]:
+                 path: str | os.PathLike[str], copy: bool = True) -> tuple[list, int, bool]:
     """Parse records from ``start``: (payloads, end offset of the last good record, torn).
 
-    Applies the module's torn-tail rule (rule 3 too if ``sector`` is given: the
-    file was written in place over zeros, in units of ``sector`` bytes); raises
-    ``CorruptDatabase`` otherwise. ``copy=False`` returns memoryviews into
-    ``data`` instead of ``bytes`` copies: a caller decoding a large file then
-    leaves no heap of freed copies behind.
+    Applies the module's torn-tail rule; raises ``CorruptDatabase`` otherwise.
+    ``copy=False`` returns memoryviews into ``data`` instead of ``bytes`` copies: a
+    caller decoding a large file then leaves no heap of freed copies behind.
     """
     view = memoryview(data).cast("B")
     total = len(view)
@@ -260,8 +308,47 @@ def scan_records(data: bytes | bytearray | memoryview, start: int, *,
         following = _valid_record_after(view, pos)
         if following is not None:
             raise _corrupt(path, pos, f"{why}, yet a valid record follows at offset {following}")
-        if sector and extent is not None and not _has_zero_sector(view, pos, extent, sector):
-            raise _corrupt(path, pos, f"{why} in the last record, with every sector of it written: "
-                                      "damage, not a torn write")
+        return payloads, pos, True
+    return payloads, pos, False
+
+
+def scan_checked_records(data: bytes | bytearray | memoryview, start: int, *,
+                         path: str | os.PathLike[str]) -> tuple[list[memoryview], int, bool]:
+    """Parse checked records from ``start``: (payload views, end of the last good one, torn).
+
+    Applies the rule of "Checked records"; raises ``CorruptDatabase`` otherwise.
+    """
+    view = memoryview(data).cast("B")
+    total = len(view)
+    payloads: list[memoryview] = []
+    pos = start
+    while pos < total:
+        size = _checked_header_at(view, pos)
+        if size is None:
+            why = "record header cut by end of file" if total - pos < CHECKED_HEADER_SIZE else \
+                "record header fails its check"
+            if total - pos >= CHECKED_HEADER_SIZE and \
+                    not _has_zero_sector(view, pos, pos + CHECKED_HEADER_SIZE):
+                raise _corrupt(path, pos, f"{why}, with every sector of it written: damage, not a torn write")
+        else:
+            body = pos + CHECKED_HEADER_SIZE
+            end = body + size
+            if end > total:
+                why = f"length {size} runs past end of file"
+            else:
+                payload = view[body:end]
+                if zlib.crc32(payload) == CHECKED_HEADER.unpack_from(view, pos)[1]:
+                    payloads.append(payload)
+                    pos = end
+                    continue
+                why = "checksum mismatch"
+                if not all_zero(view, end):
+                    raise _corrupt(path, pos, f"{why}, followed by more data")
+                if not _has_zero_sector(view, pos, end):
+                    raise _corrupt(path, pos, f"{why} in the last record, with every sector of it "
+                                              "written: damage, not a torn write")
+        following = _valid_record_after(view, pos, _valid_checked_record_at)
+        if following is not None:
+            raise _corrupt(path, pos, f"{why}, yet a valid record follows at offset {following}")
         return payloads, pos, True
     return payloads, pos, False

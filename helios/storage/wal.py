@@ -4,8 +4,9 @@ A log is a directory of segments ``wal-00000001.log``, ``wal-00000002.log``...
 Each segment is a ``HELIOWAL`` header followed by CRC-framed records (see
 ``fileio`` for the framing and the torn-tail rule recovery relies on).
 
-Format v2 (written): one framed record per flush, its payload the flush's
-entries, each ``u32 length | payload``; ``read_segment`` returns the entries.
+Format v2 (written): one record per flush, framed with a self-checking header
+(``fileio``'s checked records), its payload the flush's entries, each
+``u32 length | payload``; ``read_segment`` returns the entries.
 The checksum covers the whole flush, so a crash mid-flush loses all of it or
 none, and any part of an unfinished flush that reached the disk is inside one
 torn record (see Preallocation). Format v1 (still read): one framed record per
@@ -38,9 +39,10 @@ cleanly closed segment ends at its last record.
 The zeros are written and fsync'd before any record goes over them (a new
 segment gets its first ``PREALLOCATE`` with its header), so whatever part of
 an unfinished flush a crash keeps from the disk reads as zeros. Recovery
-therefore takes a last record that fails its checksum for a torn write only if
-some sector of it is still all zeros; a last record damaged in every sector is
-``CorruptDatabase``, not a group of acknowledged commits dropped in silence. A
+therefore takes a bad last record for a torn write only if some sector of it
+is still all zeros (``fileio``, "Checked records"); a last record damaged in
+every sector is ``CorruptDatabase``, not a group of acknowledged commits
+dropped in silence. A
 flush too big for one record (over ``MAX_RECORD``) is written and fsync'd one
 record at a time, so only its last record can be torn. The exception is a
 single record longer than ``PREALLOCATE`` (a bulk load): zeroing its place
@@ -68,15 +70,14 @@ from pathlib import Path
 from typing import Callable
 
 from helios.errors import CorruptDatabase, DatabaseClosed, StorageFailed, UnsupportedFormat
-from helios.storage.fileio import (HEADER_SIZE, MAX_RECORD, FsyncFn, all_zero, encode_header,
-                                   encode_record, fsync_directory, pwrite_all, read_header,
-                                   scan_records, write_all)
+from helios.storage.fileio import (HEADER_SIZE, MAX_RECORD, FsyncFn, all_zero, encode_checked_record,
+                                   encode_header, fsync_directory, pwrite_all, read_header,
+                                   scan_checked_records, scan_records, write_all)
 
 MAGIC = b"HELIOWAL"
 VERSION = 2
 SUPPORTED_VERSIONS = frozenset({1, VERSION})
 ENTRY = struct.Struct("<I")                 # v2: an entry's length, then its payload
-SECTOR = 512                                # the smallest unit a disk writes whole
 MAX_ENTRY = MAX_RECORD - ENTRY.size         # one entry alone always fits in a record
 
 PREALLOCATE = 1 << 20      # zeros kept past the last record: one growth (and size change) per MiB
@@ -140,7 +141,7 @@ def read_segment(path: str | os.PathLike[str], *, repair: bool = True) -> list[b
     if version == 1:
         entries, end, torn = scan_records(data, HEADER_SIZE, path=path)
     else:       # written in place over zeros: a torn record must show the zeros (see Preallocation)
-        records, end, torn = scan_records(data, HEADER_SIZE, path=path, copy=False, sector=SECTOR)
+        records, end, torn = scan_checked_records(data, HEADER_SIZE, path=path)
         entries = []
         for index, record in enumerate(records):
             _split_entries(record, entries, path, index)
@@ -167,17 +168,17 @@ def frame_flush(entries: list[bytes]) -> list[bytes]:
     """The framed v2 record(s) of one flush: one record unless the entries pass ``MAX_RECORD``."""
     body = b"".join(entries)
     if len(body) <= MAX_RECORD:
-        return [encode_record(body)]
+        return [encode_checked_record(body)]
     records: list[bytes] = []
     chunk: list[bytes] = []
     size = 0
     for entry in entries:
         if size + len(entry) > MAX_RECORD:
-            records.append(encode_record(b"".join(chunk)))
+            records.append(encode_checked_record(b"".join(chunk)))
             chunk, size = [], 0
         chunk.append(entry)
         size += len(entry)
-    records.append(encode_record(b"".join(chunk)))
+    records.append(encode_checked_record(b"".join(chunk)))
     return records
 
 
@@ -251,7 +252,7 @@ class LogWriter:
             if read_header(data, MAGIC, SUPPORTED_VERSIONS, path=self._path) != VERSION:
                 raise UnsupportedFormat(f"{self._path}: a segment of an older format version is read-only; "
                                         "new records go to a new segment")
-            _, end, torn = scan_records(data, HEADER_SIZE, path=self._path, copy=False)
+            _, end, torn = scan_checked_records(data, HEADER_SIZE, path=self._path)
             if torn:
                 raise CorruptDatabase(f"{self._path}: torn tail at byte offset {end}; "
                                       "read_segment() repairs it before a writer opens it")
@@ -429,7 +430,9 @@ class LogWriter:
         try:
             for record in frame_flush(batch):
                 end = offset + len(record)
-                fsyncs += self._make_room(end)
+                grown, seconds = self._make_room(end)
+                fsyncs += grown
+                fsync_seconds += seconds
                 pwrite_all(self._fd, record, offset)
                 if woken:               # durable before this batch was written
                     _wake(woken)
@@ -445,8 +448,8 @@ class LogWriter:
             return offset - self._size, fsyncs, fsync_seconds, exc
         return offset - self._size, fsyncs, fsync_seconds, None
 
-    def _make_room(self, end: int) -> int:
-        """Grow the preallocated zeros to reach past ``end``; returns the fsyncs it took.
+    def _make_room(self, end: int) -> tuple[int, float]:
+        """Grow the preallocated zeros to reach past ``end``; returns the fsyncs it took and their time.
 
         Usually the zeros are written and fsync'd before the records go over them;
         a record longer than the preallocation is written like an append instead
@@ -454,16 +457,17 @@ class LogWriter:
         """
         allocated = self._allocated
         if end <= allocated:
-            return 0
+            return 0, 0.0
         grown = end + self._preallocate
         if end - allocated <= self._preallocate:
             pwrite_all(self._fd, bytes(grown - allocated), allocated)
+            started = time.perf_counter()
             self._do_fsync(self._fd)
             self._allocated = grown
-            return 1
+            return 1, time.perf_counter() - started
         pwrite_all(self._fd, bytes(self._preallocate), end)
         self._allocated = grown
-        return 0
+        return 0, 0.0
 
     def _take_batch(self) -> tuple[list[bytes], int]:
         """Hand every buffered record and its waiters to a flush. Called with the lock held."""
@@ -519,6 +523,9 @@ class LogWriter:
         """Flush and fsync anything buffered, then close. Safe to call twice.
 
         Raises ``StorageFailed`` if that last flush fails; the file is closed anyway.
+        It waits for a flush under way even through Ctrl-C (raised afterwards):
+        the file must not be cut or closed under committers about to be told
+        their records are durable. A hung fsync therefore holds ``close`` too.
         """
         with self._lock:
             if self._closed:

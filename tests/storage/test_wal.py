@@ -19,8 +19,9 @@ from hypothesis import strategies as st
 
 from helios.errors import CorruptDatabase, DatabaseClosed, StorageFailed, UnsupportedFormat
 from helios.storage import fileio, wal
-from helios.storage.fileio import (HEADER_SIZE, atomic_write, encode_header, encode_record,
-                                   fsync_directory, read_header, scan_records, write_header)
+from helios.storage.fileio import (HEADER_SIZE, SECTOR, atomic_write, encode_checked_record, encode_header,
+                                   encode_record, fsync_directory, read_header, scan_checked_records,
+                                   scan_records, write_header)
 from helios.storage.wal import LogWriter, list_segments, read_segment, segment_path
 
 SOURCE_ROOT = Path(__file__).resolve().parents[2]
@@ -42,7 +43,7 @@ def write_segment(directory: Path, payloads: list[bytes], number: int = 1) -> Pa
 
 def flush_size(payloads: list[bytes]) -> int:
     """Bytes one flush of ``payloads`` adds: one framed record of length-prefixed entries."""
-    return len(encode_record(b"".join(wal.ENTRY.pack(len(p)) + p for p in payloads)))
+    return len(encode_checked_record(b"".join(wal.ENTRY.pack(len(p)) + p for p in payloads)))
 
 
 def record_offsets(payloads: list[bytes]) -> list[int]:
@@ -59,7 +60,7 @@ def records_end(segment: Path) -> int:
 
 
 def records_end_of(data: bytes) -> int:
-    return scan_records(data, HEADER_SIZE, path="segment")[1]
+    return scan_checked_records(data, HEADER_SIZE, path="segment")[1]
 
 
 class FsyncSpy:
@@ -294,7 +295,7 @@ def sectors_of(start: int, end: int) -> list[tuple[int, int]]:
     """The sector-aligned pieces of ``[start, end)``: what a disk writes whole, or not at all."""
     pieces, pos = [], start
     while pos < end:
-        stop = min(end, (pos // wal.SECTOR + 1) * wal.SECTOR)
+        stop = min(end, (pos // SECTOR + 1) * SECTOR)
         pieces.append((pos, stop))
         pos = stop
     return pieces
@@ -347,12 +348,12 @@ def test_power_loss_during_a_flush_recovers_what_was_acknowledged(tmp_path: Path
         sizes = {len(old), len(new)}                                    # the file may have grown
         size = max(sizes)
         old, new = old.ljust(size, b"\0"), new.ljust(size, b"\0")
-        changed = [s for s in range(0, size, wal.SECTOR) if old[s:s + wal.SECTOR] != new[s:s + wal.SECTOR]]
+        changed = [s for s in range(0, size, SECTOR) if old[s:s + SECTOR] != new[s:s + SECTOR]]
         for _ in range(40):
             image = bytearray(old)
             for s in changed:
                 if rng.random() < 0.5:
-                    image[s:s + wal.SECTOR] = new[s:s + wal.SECTOR]
+                    image[s:s + SECTOR] = new[s:s + SECTOR]
             for length in sizes:
                 crashed = directory / "crash"
                 crashed.mkdir(exist_ok=True)
@@ -372,7 +373,7 @@ def test_flushes_past_the_record_limit_are_split_into_several_records(
         writer.sync(len(payloads))
         assert writer.stats.fsyncs == 6, "each record is durable before the next is written"
     segment = segment_path(tmp_path, 1)
-    records, _, torn = scan_records(segment.read_bytes(), HEADER_SIZE, path=segment)
+    records, _, torn = scan_checked_records(segment.read_bytes(), HEADER_SIZE, path=segment)
     assert not torn and [len(r) for r in records] == [48] * 5 + [24]
     assert read_segment(segment) == payloads
 
@@ -500,7 +501,7 @@ def test_format_v1_segments_stay_readable_and_are_never_appended_to(tmp_path: Pa
 def test_a_malformed_flush_record_is_corruption(tmp_path: Path) -> None:
     segment = segment_path(tmp_path, 1)
     body = wal.ENTRY.pack(50) + b"short"                             # its checksum holds, its framing does not
-    segment.write_bytes(encode_header(wal.MAGIC, wal.VERSION) + encode_record(body))
+    segment.write_bytes(encode_header(wal.MAGIC, wal.VERSION) + encode_checked_record(body))
     with pytest.raises(CorruptDatabase, match="invalid length 50"):
         read_segment(segment)
 
@@ -536,17 +537,46 @@ def test_flipped_byte_in_the_last_record_is_damage_not_a_torn_write(tmp_path: Pa
     segment = write_segment(tmp_path, payloads)
     data = segment.read_bytes()
     offsets = record_offsets(payloads)
-    for position in range(offsets[-2], offsets[-1]):
+    for position in range(offsets[-2], offsets[-1]):   # the header (it checks itself) and the payload
         segment.write_bytes(flipped(data, position))
-        if position < offsets[-2] + 4:          # the length: the record's extent is unknown
-            try:
-                assert read_segment(segment) == payloads[:-1], position
-            except CorruptDatabase:
-                pass
-            continue
         with pytest.raises(CorruptDatabase, match="not a torn write"):
             read_segment(segment)
         assert segment.read_bytes() == flipped(data, position), "damage must not be 'repaired'"
+    for zeros in (0, 5000):                     # a flipped length must not swallow the zeros after it
+        for bit in (3, 12, 20, 30, 31):
+            damaged = bytearray(data + bytes(zeros))
+            damaged[offsets[-2] + bit // 8] ^= 1 << (bit % 8)
+            segment.write_bytes(bytes(damaged))
+            with pytest.raises(CorruptDatabase):
+                read_segment(segment)
+
+
+@pytest.mark.parametrize("start_in_sector", [500, 506, 508, 509, 510, 511])
+def test_a_header_across_a_sector_boundary_torn_by_a_crash_is_a_torn_tail(
+        tmp_path: Path, start_in_sector: int) -> None:
+    """A crash may keep either side of a header that straddles two sectors: its length then
+    reads wrong, and the header's own check, not the length, must decide."""
+    first = bytes([7]) * (SECTOR + start_in_sector - HEADER_SIZE - 16)   # the last flush starts there
+    last = [bytes([9]) * 3000, bytes([5]) * 70_000]
+    writer = LogWriter(tmp_path, 1)
+    writer.append_and_sync(first)
+    start = writer.size
+    assert start % SECTOR == start_in_sector
+    for payload in last:
+        writer.append(payload)
+    writer.sync(3)
+    data = segment_path(tmp_path, 1).read_bytes()
+    writer.close()
+    pieces = sectors_of(start, records_end_of(data))
+    for lost in ([0], [1], [0, 2], [1, 3], list(range(1, len(pieces), 2))):
+        image = bytearray(data)
+        for index in lost:
+            a, b = pieces[index]
+            image[a:b] = bytes(b - a)
+        crashed = tmp_path / f"crash{lost[0]}-{len(lost)}"
+        crashed.mkdir()
+        segment_path(crashed, 1).write_bytes(bytes(image))
+        assert read_segment(segment_path(crashed, 1)) == [first], lost
 
 
 def test_format_v1_keeps_dropping_a_last_record_that_fails_its_checksum(tmp_path: Path) -> None:
@@ -570,7 +600,7 @@ def test_bad_record_followed_by_unaccounted_garbage_is_corruption(tmp_path: Path
     with pytest.raises(CorruptDatabase, match="not a torn write"):
         read_segment(segment)
     torn = bytearray(data)                  # ...but the zeros of a sector that never reached the disk do
-    last_sector = max(offsets[-2], (offsets[-1] - 1) // wal.SECTOR * wal.SECTOR)
+    last_sector = max(offsets[-2], (offsets[-1] - 1) // SECTOR * SECTOR)
     torn[last_sector:offsets[-1]] = bytes(offsets[-1] - last_sector)
     segment.write_bytes(bytes(torn) + bytes(64))
     assert read_segment(segment) == payloads[:-1]
@@ -741,7 +771,7 @@ class CoverageSpy:
             data = f.read()
         entries: list[bytes] = []
         if len(data) >= HEADER_SIZE:
-            for index, record in enumerate(scan_records(data, HEADER_SIZE, path="spy")[0]):
+            for index, record in enumerate(scan_checked_records(data, HEADER_SIZE, path="spy")[0]):
                 wal._split_entries(memoryview(record), entries, Path("spy"), index)
         size = len(entries)
         if self.delay:
