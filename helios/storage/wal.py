@@ -37,7 +37,9 @@ it stops there and truncates them away. ``close`` truncates them too, so a
 cleanly closed segment ends at its last record.
 
 The zeros are written and fsync'd before any record goes over them (a new
-segment gets its first ``PREALLOCATE`` with its header), so whatever part of
+segment gets its first ``FIRST_PREALLOCATE`` with its header; each growth then
+adds as much as the segment holds, up to ``PREALLOCATE``, so opening a store
+and rotating the log at a checkpoint stay cheap), so whatever part of
 an unfinished flush a crash keeps from the disk reads as zeros. Recovery
 therefore takes a bad last record for a torn write only if some sector of it
 is still all zeros (``fileio``, "Checked records"); a last record damaged in
@@ -80,7 +82,8 @@ SUPPORTED_VERSIONS = frozenset({1, VERSION})
 ENTRY = struct.Struct("<I")                 # v2: an entry's length, then its payload
 MAX_ENTRY = MAX_RECORD - ENTRY.size         # one entry alone always fits in a record
 
-PREALLOCATE = 1 << 20      # zeros kept past the last record: one growth (and size change) per MiB
+PREALLOCATE = 1 << 20          # the most zeros one growth adds: at most one growth (size change) per MiB
+FIRST_PREALLOCATE = 64 << 10   # zeros a new segment starts with
 
 _SEGMENT = re.compile(r"wal-(\d{8,})\.log")
 
@@ -258,12 +261,13 @@ class LogWriter:
                                       "read_segment() repairs it before a writer opens it")
             return size, size
         try:
-            write_all(self._fd, encode_header(MAGIC, VERSION) + bytes(self._preallocate))
+            first = min(self._preallocate, FIRST_PREALLOCATE)
+            write_all(self._fd, encode_header(MAGIC, VERSION) + bytes(first))
             self._do_fsync(self._fd)
             fsync_directory(self._path.parent, fsync=self._do_fsync)
         except OSError as exc:
             raise StorageFailed(f"{self._path}: cannot create log segment: {exc}") from exc
-        return HEADER_SIZE, HEADER_SIZE + self._preallocate
+        return HEADER_SIZE, HEADER_SIZE + first
 
     @property
     def path(self) -> Path:
@@ -458,14 +462,15 @@ class LogWriter:
         allocated = self._allocated
         if end <= allocated:
             return 0, 0.0
-        grown = end + self._preallocate
+        step = min(self._preallocate, max(FIRST_PREALLOCATE, allocated - HEADER_SIZE))
+        grown = end + step
         if end - allocated <= self._preallocate:
             pwrite_all(self._fd, bytes(grown - allocated), allocated)
             started = time.perf_counter()
             self._do_fsync(self._fd)
             self._allocated = grown
             return 1, time.perf_counter() - started
-        pwrite_all(self._fd, bytes(self._preallocate), end)
+        pwrite_all(self._fd, bytes(step), end)
         self._allocated = grown
         return 0, 0.0
 

@@ -97,7 +97,7 @@ def test_append_sync_read_round_trip_and_sequence_numbers(tmp_path: Path) -> Non
     segment = segment_path(tmp_path, 1)
     end = HEADER_SIZE + flush_size(first)    # one flush: one record holding the five
     assert writer.size == end == records_end(segment)
-    assert segment.stat().st_size == HEADER_SIZE + wal.PREALLOCATE  # zeros made with the header, written over
+    assert segment.stat().st_size == HEADER_SIZE + wal.FIRST_PREALLOCATE  # zeros made with the header
     writer.sync(2)  # already durable: no new fsync
     assert spy.calls == creation_fsyncs + 1
     writer.close()
@@ -260,6 +260,22 @@ def test_records_are_written_in_place_over_preallocated_zeros(tmp_path: Path) ->
     writer.close()
     assert segment.stat().st_size == writer.size
     assert read_segment(segment) == payloads
+
+
+def test_a_new_segment_starts_small_and_its_growths_double_up_to_the_preallocation(tmp_path: Path) -> None:
+    """Opening a store and rotating the log at a checkpoint create segments: they start with
+    ``FIRST_PREALLOCATE`` zeros, and each growth adds what the segment holds, up to ``PREALLOCATE``."""
+    segment = segment_path(tmp_path, 1)
+    with LogWriter(tmp_path, 1) as writer:
+        sizes = [segment.stat().st_size]
+        while sizes[-1] < 3 * wal.PREALLOCATE:
+            writer.append_and_sync(bytes(range(1, 251)) * 40)          # 10 kB a flush
+            if segment.stat().st_size != sizes[-1]:
+                sizes.append(segment.stat().st_size)
+    steps = [b - a for a, b in zip(sizes, sizes[1:])]
+    assert sizes[0] == HEADER_SIZE + wal.FIRST_PREALLOCATE
+    assert steps[0] < steps[1] < steps[2] and max(steps) <= wal.PREALLOCATE + 11_000
+    assert steps[-1] > wal.PREALLOCATE // 2
 
 
 def test_a_writer_refuses_a_segment_with_an_unrepaired_torn_tail(tmp_path: Path) -> None:
