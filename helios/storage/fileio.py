@@ -217,23 +217,23 @@ def _valid_record_at(data: memoryview, pos: int) -> bool:
     return 0 < size <= MAX_RECORD and start + size <= end_of_data and zlib.crc32(data[start:start + size]) == crc
 
 
-def _checked_header_at(data: memoryview, pos: int) -> int | None:
-    """The payload length of a checked header at ``pos`` that passes its check, else None."""
+def _checked_header_at(data: memoryview, pos: int) -> tuple[int, int] | None:
+    """(payload length, payload crc) of a checked header at ``pos`` that passes its check, else None."""
     if pos + CHECKED_HEADER_SIZE > len(data):
         return None
-    size, _, check = CHECKED_HEADER.unpack_from(data, pos)
+    size, crc, check = CHECKED_HEADER.unpack_from(data, pos)
     if zlib.crc32(data[pos:pos + RECORD_HEADER_SIZE]) != check or not 0 < size <= MAX_RECORD:
         return None
-    return size
+    return size, crc
 
 
 def _valid_checked_record_at(data: memoryview, pos: int) -> bool:
-    size = _checked_header_at(data, pos)
-    if size is None:
+    header = _checked_header_at(data, pos)
+    if header is None:
         return False
+    size, crc = header
     start = pos + CHECKED_HEADER_SIZE
-    return start + size <= len(data) and zlib.crc32(data[start:start + size]) == \
-        CHECKED_HEADER.unpack_from(data, pos)[1]
+    return start + size <= len(data) and zlib.crc32(data[start:start + size]) == crc
 
 
 def _valid_record_after(data: memoryview, bad: int,
@@ -323,21 +323,22 @@ def scan_checked_records(data: bytes | bytearray | memoryview, start: int, *,
     payloads: list[memoryview] = []
     pos = start
     while pos < total:
-        size = _checked_header_at(view, pos)
-        if size is None:
+        header = _checked_header_at(view, pos)
+        if header is None:
             why = "record header cut by end of file" if total - pos < CHECKED_HEADER_SIZE else \
                 "record header fails its check"
             if total - pos >= CHECKED_HEADER_SIZE and \
                     not _has_zero_sector(view, pos, pos + CHECKED_HEADER_SIZE):
                 raise _corrupt(path, pos, f"{why}, with every sector of it written: damage, not a torn write")
         else:
+            size, crc = header
             body = pos + CHECKED_HEADER_SIZE
             end = body + size
             if end > total:
                 why = f"length {size} runs past end of file"
             else:
                 payload = view[body:end]
-                if zlib.crc32(payload) == CHECKED_HEADER.unpack_from(view, pos)[1]:
+                if zlib.crc32(payload) == crc:
                     payloads.append(payload)
                     pos = end
                     continue
