@@ -53,7 +53,7 @@ class ChangeLog:
 
 
 class Table:
-    __slots__ = ("schema", "rows", "indexes", "next_rowid", "changes", "pid")
+    __slots__ = ("schema", "rows", "indexes", "next_rowid", "changes", "pid", "size_estimate")
 
     def __init__(self, schema: TableSchema, rows: PTree = PTree.EMPTY,
                  indexes: dict[str, PTree] | None = None, next_rowid: int = 1,
@@ -65,6 +65,7 @@ class Table:
         self.next_rowid = next_rowid
         self.changes = changes if changes is not None else ChangeLog()
         self.pid: int | None = None
+        self.size_estimate: int | None = None   # cached by ``store.estimate_table_bytes``
 
     def _with(self, *, schema: TableSchema | None = None, rows: PTree | None = None,
               indexes: dict[str, PTree] | None = None, next_rowid: int | None = None,

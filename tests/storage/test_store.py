@@ -100,6 +100,22 @@ def test_branch_creation_shares_state_and_isolates_writes(db):
     assert [b.name for b in db.list_branches()] == ["main", "dev"]
 
 
+def test_branch_size_estimate_follows_each_table_version(db):
+    """The size estimate is cached per table version, so it must still move with writes."""
+    before = db.get_branch("main").stats.size_bytes
+    assert before > 0 and db.get_branch("main").stats.size_bytes == before
+    with db.write() as tx:
+        for i in range(6, 506):
+            tx.insert("users", (i, f"user{i}", f"u{i}@x.io"))
+    after = db.get_branch("main").stats.size_bytes
+    assert 90 * before < after < 110 * before          # 505 rows of the same shape against 5
+    assert db.create_branch("dev").stats.size_bytes == after
+    with db.write() as tx:
+        tx.delete("users", 1)
+    assert db.get_branch("main").stats.size_bytes < after
+    assert db.get_branch("dev").stats.size_bytes == after
+
+
 def test_branch_errors(db):
     db.create_branch("dev")
     db.create_branch("child", parent="dev")
