@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import random
 import subprocess
 import sys
@@ -574,6 +575,64 @@ def _threads(n_threads: int, work: Callable[[int], None]) -> float:
     return elapsed
 
 
+def bare_group_commit(work_s: float, n_threads: int, per_thread: int) -> float:
+    """Commits/s of a bare group-commit loop in Python: no database, only ``work_s`` of
+    CPU per commit (under the GIL, as a commit's Python is), then the commit sleeps
+    until one flusher thread has written and fsync'd its record with everyone queued
+    behind it. An upper bound for any Python group commit with that much work per
+    commit on this machine and disk."""
+    d = c.make_tmp_dir("bare-log")
+    fd = os.open(d / "log", os.O_WRONLY | os.O_CREAT, 0o644)
+    cond = threading.Condition()
+    queue: list[tuple[bytes, Any]] = []
+    state = {"offset": 0, "stop": False}
+    os.pwrite(fd, bytes(4 << 20), 0)        # preallocated, as the real log is
+    os.fsync(fd)
+
+    def flusher() -> None:
+        with cond:
+            while True:
+                while not queue and not state["stop"]:
+                    cond.wait()
+                if not queue:
+                    return
+                batch, queue[:] = queue[:], []
+                cond.release()
+                try:
+                    data = b"".join(record for record, _ in batch)
+                    os.pwrite(fd, data, state["offset"] % (4 << 20))
+                    os.fsync(fd)
+                    state["offset"] += len(data)
+                    for _, waiter in batch:
+                        waiter.release()
+                finally:
+                    cond.acquire()
+
+    def work(_: int) -> None:
+        for _ in range(per_thread):
+            end = time.perf_counter() + work_s
+            while time.perf_counter() < end:
+                pass
+            waiter = threading.Lock()
+            waiter.acquire()
+            with cond:
+                queue.append((b"x" * 100, waiter))
+                cond.notify()
+            waiter.acquire()
+
+    thread = threading.Thread(target=flusher, daemon=True)
+    thread.start()
+    try:
+        return n_threads * per_thread / _threads(n_threads, work)
+    finally:
+        with cond:
+            state["stop"] = True
+            cond.notify()
+        thread.join()
+        os.close(fd)
+        c.remove_tmp_dir(d)
+
+
 def _keep(values: list[float], value: float | None) -> None:
     if value is not None:
         values.append(value)
@@ -669,6 +728,10 @@ def bench_durable(single: int, per_thread: int, peer: DoltLitePeer, dl_rows: int
     skip = lambda fd: None  # noqa: E731
     results["h1_nofsync"] = c.median(helios_run(1, fsync=skip) for _ in range(3))
     results["h16_nofsync"] = c.median(helios_run(n_threads, fsync=skip) for _ in range(3))
+    # And the best any Python group commit could do with one writer's CPU per commit.
+    c.progress(f"storage: a bare Python group-commit loop, {n_threads} threads")
+    results["work_s"] = 1 / results["h1_nofsync"]
+    results["bare16"] = c.median(bare_group_commit(results["work_s"], n_threads, per_thread) for _ in range(3))
     return results
 
 
@@ -739,6 +802,9 @@ def main(argv: list[str] | None = None) -> list[c.Check]:
               f"sqlite3 16/1 = {dur['s16'] / dur['s1']:.2f}x")
         print(f"with fsync skipped, 16 writers reach {ceiling:.2f}x one durable writer: the disk is not "
               "what holds them back (Python's per-commit work and thread handoffs under the GIL are)")
+        print(f"a bare Python group-commit loop (no database, {dur['work_s'] * 1e6:.0f} µs of CPU per commit "
+              f"like one helios writer, real pwrite + fsync): 16 writers {c.fmt_rate(dur['bare16'])} = "
+              f"{dur['bare16'] / dur['h1']:.2f}x one durable helios writer")
 
         mem = bench_memory(big, keep)
         c.print_table(("holder", "bytes/row", "vs helios"), [
