@@ -201,10 +201,12 @@ class Store:
             raise DatabaseLocked(f"database {self.path} is open in another process "
                                  f"(its LOCK file is held); close that process first") from None
         try:
-            fresh = not list_manifests(self.path) and not list_segments(self.path)
             with paused():
                 wal_start = self._load_checkpoint()
-                self._replay(wal_start)
+                replayed = self._replay(wal_start)
+            # A database's birth, or a crash before its birth record was durable: a log with
+            # records always starts with it, and a later one would replace main's history.
+            fresh = not self._manifest_no and not replayed
             self._prune()
             freeze_survivors()                 # the recovered tree is long-lived: keep the GC off it
             segs = list_segments(self.path)
@@ -274,13 +276,18 @@ class Store:
         self._progress(f"recovery: checkpoint of {len(objs):,} records ({mb:.1f} MB) loaded in "
                        f"{time.monotonic() - t0:.2f}s")
 
-    def _replay(self, wal_start: int) -> None:
+    def _replay(self, wal_start: int) -> int:
+        """Apply the log from segment ``wal_start`` on; returns how many records it held."""
         assert self.path is not None
-        for number in list_segments(self.path):
-            if number < wal_start:
-                continue
+        replayed = 0
+        numbers = [n for n in list_segments(self.path) if n >= wal_start]
+        if numbers != list(range(wal_start, wal_start + len(numbers))) or (self._manifest_no and not numbers):
+            missing = sorted(set(range(wal_start, max(numbers, default=wal_start) + 1)) - set(numbers))
+            raise CorruptDatabase(f"{self.path}: log segment(s) {missing} are missing: "
+                                  f"the commits they held cannot be recovered")
+        for number in numbers:
             path = segment_path(self.path, number)
-            records = read_segment(path, repair=True)
+            records = read_segment(path, repair=True, closed=number != numbers[-1])
             mb = path.stat().st_size / 1e6
             done_bytes = 0
             for i, payload in enumerate(records):
@@ -291,6 +298,8 @@ class Store:
                                    f"({done_bytes / 1e6:.1f} of {mb:.1f} MB)")
             if records:
                 self._progress(f"recovery: replayed {len(records):,} records of {path.name} ({mb:.1f} MB)")
+            replayed += len(records)
+        return replayed
 
     def _apply_record(self, rec: tuple) -> None:
         kind = rec[0]
@@ -402,7 +411,15 @@ class Store:
             if count > b.visible:
                 b.visible = count
         if self._log is not None and self._log.size > self.checkpoint_bytes:
+            self._periodic_checkpoint()
+
+    def _periodic_checkpoint(self) -> None:
+        """The checkpoint a long log asks for. Its failure is not the failure of the commit
+        that asked (durable and visible already): the store refuses the next write instead."""
+        try:
             self.checkpoint()
+        except StorageFailed as exc:
+            log.error("periodic checkpoint failed; the store refuses writes from now on: %s", exc)
 
     # ---------------------------------------------------------------- reads
     def snapshot(self, branch: str = MAIN, as_of: float | None = None) -> Snapshot:
@@ -505,14 +522,20 @@ class Store:
             ticket = self._log_record(("b", name, b.id, parent, created, snap_ts, base.seq,
                                        b.read_only, b.isolated))
             self._branches[name] = b
-        self._sync(ticket)
+        try:
+            self._sync(ticket)
+        except StorageFailed:
+            with self._wlock:                  # never acknowledged: reads must not show it
+                if self._branches.get(name) is b:
+                    del self._branches[name]
+            raise
         return self.branch_info(name)
 
     def delete_branch(self, name: str) -> None:
         self._check_writable()
         with self._wlock:
             self._check_writable()
-            self._branch(name)
+            gone = self._branch(name)
             if name == MAIN:
                 raise BranchInUse("the main branch cannot be deleted")
             children = sorted(b.name for b in self._branches.values() if b.parent == name)
@@ -521,7 +544,12 @@ class Store:
                                   f"delete them first")
             ticket = self._log_record(("x", name))
             del self._branches[name]
-        self._sync(ticket)
+        try:
+            self._sync(ticket)
+        except StorageFailed:
+            with self._wlock:                  # never acknowledged: reads still show the branch
+                self._branches.setdefault(name, gone)
+            raise
 
     def list_branches(self) -> list[BranchInfo]:
         self._check_open()
@@ -567,7 +595,8 @@ class Store:
                     f"merge of '{source}' into '{target}' has {len(plan.conflicts)} conflicts; "
                     f"nothing was changed (resolve them, or merge with Ours, Theirs or Auto)",
                     {"conflicts": [c.to_dict() for c in plan.conflicts]})
-            state = plan.apply(t_tip.state, self._resolve)
+            # A table taken whole is the source tip's: pruning may have dropped it from _by_seq.
+            state = plan.apply(t_tip.state, lambda seq: s_tip if seq == s_tip.seq else self._resolve(seq))
             _check_unique_written(state, plan.written())
             c, ticket, count = self._commit_locked(t, state, plan.ops, author, "merge", s_tip)
         self._publish(t, ticket, count)
@@ -578,7 +607,12 @@ class Store:
 
     # ---------------------------------------------------------------- retention
     def _prune(self) -> None:
-        """Drop commits older than the retention window (keeping the one in force at its edge)."""
+        """Drop commits older than the retention window (keeping the one in force at its edge).
+
+        Reads before the edge raise HistoryExpired; merges must not notice, so the commit
+        graph is cut (freeing the history behind it) only where no merge base can lie:
+        on main, below the oldest commit another branch forked from. A branch's own
+        commits keep their parents: a merge base may be any of them."""
         if self.retention_us is None:
             return
         cutoff = to_micros(self._clock()) - self.retention_us
@@ -591,9 +625,11 @@ class Store:
                     del b.commits[:i]
                     del b.stamps[:i]
                     b.visible -= i
-                    b.commits[0].parents = ()
                 if b.created_at < cutoff:
                     b.horizon = max(b.horizon or 0, cutoff)
+            main = self._branches[MAIN]
+            if main.commits:
+                _cut_below_forks(main.commits[0], {id(b.base) for b in self._branches.values() if b is not main})
 
     # ---------------------------------------------------------------- checkpoint
     def checkpoint(self) -> None:
@@ -711,6 +747,18 @@ class Store:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def _cut_below_forks(first: Commit, forks: set[int]) -> None:
+    """Drop the history behind ``first`` (down its first parents) below the oldest commit in
+    ``forks`` (object ids), or behind ``first`` itself if none is there. Every merge base lies
+    at or above that commit: it is an ancestor of every branch's tip."""
+    cut = c = first
+    while c.parents:
+        c = c.parents[0]
+        if id(c) in forks:
+            cut = c
+    cut.parents = ()
 
 
 def _estimate_bytes(state: DbState) -> int:

@@ -126,13 +126,17 @@ def _truncate(path: Path, size: int) -> None:
         os.close(fd)
 
 
-def read_segment(path: str | os.PathLike[str], *, repair: bool = True) -> list[bytes]:
+def read_segment(path: str | os.PathLike[str], *, repair: bool = True, closed: bool = False) -> list[bytes]:
     """Payloads of the segment's good records, in append order.
 
     A torn tail is dropped and, with ``repair``, truncated away on disk (so a new
     ``LogWriter`` appends right after the last good record). A torn header leaves
     an empty file. Corruption raises ``CorruptDatabase``; an unknown format
     version raises ``UnsupportedFormat``.
+
+    ``closed``: a later segment exists, so this one was closed (or repaired) before
+    that one was made and no crash can have torn it; a tail of anything but zeros
+    (a failed trim leaves zeros) is then damage, not a write that was never acknowledged.
     """
     path = Path(path)
     data = path.read_bytes()
@@ -148,6 +152,9 @@ def read_segment(path: str | os.PathLike[str], *, repair: bool = True) -> list[b
         entries = []
         for index, record in enumerate(records):
             _split_entries(record, entries, path, index)
+    if torn and closed and not all_zero(data, end):
+        raise CorruptDatabase(f"{path}: damaged at byte offset {end}, before the log's end "
+                              "(a later segment exists)")
     if torn and repair:         # only once everything before the tail has been read and checked
         _truncate(path, end)
     return entries
