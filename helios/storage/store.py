@@ -16,6 +16,7 @@ Files in the database directory:
 from __future__ import annotations
 
 import fcntl
+import heapq
 import logging
 import os
 import threading
@@ -578,22 +579,30 @@ class Store:
 
     # ---------------------------------------------------------------- retention
     def _prune(self) -> None:
-        """Drop commits older than the retention window (keeping the one in force at its edge)."""
+        """Drop commits older than the retention window (keeping the one in force at its edge).
+
+        The commits that outlive the dropped ones are first relinked past them (``_relink``),
+        so merges still find their base; readers never look at parents, so only the
+        dropping itself holds them off."""
         if self.retention_us is None:
             return
         cutoff = to_micros(self._clock()) - self.retention_us
-        with self._wlock, self._vis_lock:
-            for b in self._branches.values():
-                i = min(b.own_commit_index_before(cutoff), b.visible - 1) if b.visible else -1
-                if i > 0:
-                    for c in b.commits[:i]:
-                        self._by_seq.pop(c.seq, None)
-                    del b.commits[:i]
-                    del b.stamps[:i]
-                    b.visible -= i
-                    b.commits[0].parents = ()
-                if b.created_at < cutoff:
-                    b.horizon = max(b.horizon or 0, cutoff)
+        with self._wlock:
+            branches = list(self._branches.values())
+            cuts = [min(b.own_commit_index_before(cutoff), b.visible - 1) if b.visible else -1
+                    for b in branches]
+            kept = _relink(branches, cuts) if max(cuts, default=-1) > 0 else {}
+            with self._vis_lock:
+                for b, i in zip(branches, cuts):
+                    if i > 0:
+                        for c in b.commits[:i]:
+                            if id(c) not in kept:   # a fork point stays resolvable: a merge may copy it
+                                self._by_seq.pop(c.seq, None)
+                        del b.commits[:i]
+                        del b.stamps[:i]
+                        b.visible -= i
+                    if b.created_at < cutoff:
+                        b.horizon = max(b.horizon or 0, cutoff)
 
     # ---------------------------------------------------------------- checkpoint
     def checkpoint(self) -> None:
@@ -736,6 +745,123 @@ def estimate_table_bytes(table: Any) -> int:
         estimate = n * max(1, len(codec.pack(sample)) // max(1, len(sample)))
     table.size_estimate = estimate
     return estimate
+
+
+def _relink(branches: list[Branch], cuts: list[int]) -> dict[int, Commit]:
+    """Before each branch drops ``commits[:cut]``, point the commits that survive the prune
+    past the dropped ones, at their nearest surviving ancestors.
+
+    Survivors: every branch's base (its fork point), its kept commits and what they point
+    to, and the merged-in parents of the dropped commits (where two branches last met).
+    Each survivor whose parents may be dropped gets the survivors they led to instead, so
+    ancestry among survivors stays what it was: a merge finds the base it would have found
+    without retention. The rest of the dropped history is freed. Returns the survivors."""
+    kept: dict[int, Commit] = {}
+    own: set[int] = set()
+    firsts: list[Commit] = []
+    for b, cut in zip(branches, cuts):
+        if b.base is not None:
+            kept[id(b.base)] = b.base
+        for j, c in enumerate(b.commits):
+            if j < cut:                 # dropped: only where it met another branch survives
+                kept.update((id(p), p) for p in c.parents[1:])
+                continue
+            kept[id(c)] = c
+            own.add(id(c))
+            if j == cut > 0:            # the first kept commit: its dropped parent is relinked
+                firsts.append(c)
+                kept.update((id(p), p) for p in c.parents[1:])
+            else:
+                kept.update((id(p), p) for p in c.parents)
+    kept.update((id(c), c) for c in _meeting_points([b.tip for b in branches if b.tip is not None]))
+    for c in firsts + [c for c in kept.values() if id(c) not in own and c.parents]:
+        c.parents = _kept_ancestors(c, kept)
+    return kept
+
+
+def _meeting_points(tips: list[Commit]) -> list[Commit]:
+    """Every commit that is, for some two of ``tips``, a newest common ancestor: where a
+    merge of two branches would start from.
+
+    One walk in decreasing generation (so a commit comes after all its children) paints
+    each commit with the tips that reach it; a commit is where tips i and j meet when both
+    reach it and no child is reached by both. The walk ends where every line has met in
+    one commit: below it, every commit is reached by its one set of tips."""
+    paint: dict[int, int] = {}
+    kids: dict[int, list[int]] = {}
+    heap: list[tuple[int, int, int, Commit]] = []
+    for i, t in enumerate(tips):
+        if id(t) not in paint:
+            heap.append((-t.gen, -t.seq, id(t), t))
+        paint[id(t)] = paint.get(id(t), 0) | (1 << i)
+    heapq.heapify(heap)
+    out: list[Commit] = []
+    while heap:
+        _, _, key, c = heapq.heappop(heap)
+        p = paint[key]
+        if p & (p - 1) and not _pairs_covered(p, kids.pop(key, ())):
+            out.append(c)
+        if not heap:
+            break
+        for parent in c.parents:
+            pk = id(parent)
+            if pk not in paint:
+                paint[pk] = 0
+                heapq.heappush(heap, (-parent.gen, -parent.seq, pk, parent))
+            paint[pk] |= p
+            kids.setdefault(pk, []).append(p)
+    return out
+
+
+def _pairs_covered(p: int, kid_paints: list[int] | tuple[()]) -> bool:
+    """Whether every two tips in ``p`` both reach one of the children (painted ``kid_paints``)."""
+    bit = p
+    while bit:
+        low = bit & -bit
+        bit ^= low
+        together = 0
+        for k in kid_paints:
+            if k & low:
+                together |= k
+        if together != p:
+            return False
+    return True
+
+
+def _kept_ancestors(commit: Commit, kept: dict[int, Commit]) -> tuple[Commit, ...]:
+    """The nearest ``kept`` commits among ``commit``'s ancestors: first the one its
+    first-parent line reaches (the branch's previous commit, as history reads it), then
+    the others that are not ancestors of another one found."""
+    found: list[Commit] = []
+    seen: set[int] = set()
+    stack = list(reversed(commit.parents))      # first parent popped first: its line leads
+    while stack:
+        c = stack.pop()
+        if id(c) in seen:
+            continue
+        seen.add(id(c))
+        if id(c) in kept:
+            found.append(c)
+        else:
+            stack.extend(reversed(c.parents))
+    if len(found) < 2:
+        return tuple(found)
+    return (found[0],) + tuple(c for c in found[1:]
+                               if not any(o is not c and _reaches(o, c) for o in found))
+
+
+def _reaches(src: Commit, dst: Commit) -> bool:
+    """Whether ``dst`` is ``src`` or one of its ancestors (generations only fall along parents)."""
+    stack, seen = [src], set()
+    while stack:
+        c = stack.pop()
+        if c is dst:
+            return True
+        if c.gen <= dst.gen or id(c) in seen:
+            continue
+        seen.add(id(c))
+        stack.extend(c.parents)
+    return False
 
 
 def _check_unique_written(state: DbState, written: dict) -> None:
