@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterator
 from ..errors import BadRequest
 from .btree import MISSING, PTree, same_content
 from .commits import Commit
-from .schema import TableSchema, adapt_row
+from .schema import TableSchema, adapt_row, column_sources
 from .state import DbState
 from .table import Table
 from .txn import apply_op
@@ -267,9 +267,8 @@ def _merge_rows(plan: MergePlan, name: str, b: Table | None, s: Table, t: Table,
     result_schema = t.schema
     if b is not None and s.schema.columns != b.schema.columns and t.schema.columns == b.schema.columns:
         result_schema = s.schema
-        pos = {c.name: i for i, c in enumerate(t.schema.columns)}
         ops.append(("at", name, _with_indexes(s.schema, t.schema).to_plain(),
-                    tuple(pos.get(c.name, -1) for c in s.schema.columns)))
+                    column_sources(t.schema, s.schema)))
     # Indexes the source added or dropped since the base.
     b_ix = {i.name: i for i in (b.schema.indexes if b is not None else ())}
     t_ix = {i.name: i for i in t.schema.indexes}

@@ -69,9 +69,26 @@ class TableSchema:
                    tuple(IndexDef(n, tuple(c), u) for n, c, u in idx), created_at)
 
 
+def column_sources(old: TableSchema, new: TableSchema) -> tuple[int, ...]:
+    """For each column of ``new``, its position in ``old`` (-1: a new column, filled with its
+    default). Columns match by name; a column whose name ``old`` lacks but which is, name
+    aside, the ``old`` column at its own position, whose name ``new`` lacks, is that column
+    renamed: its values carry over rather than turn into defaults."""
+    pos = {c.name: i for i, c in enumerate(old.columns)}
+    new_names = set(new.column_names)
+
+    def source(i: int, c: Column) -> int:
+        if c.name in pos:
+            return pos[c.name]
+        if i < len(old.columns) and old.columns[i].name not in new_names and \
+                replace(old.columns[i], name=c.name) == c:
+            return i
+        return -1
+    return tuple(source(i, c) for i, c in enumerate(new.columns))
+
+
 def adapt_row(row: tuple, old: TableSchema, new: TableSchema) -> tuple:
-    """Map a row written under ``old`` onto ``new`` by column name, filling defaults."""
+    """Map a row written under ``old`` onto ``new`` (see ``column_sources``), filling defaults."""
     if old.columns == new.columns:
         return row
-    pos = {c.name: i for i, c in enumerate(old.columns)}
-    return tuple(row[pos[c.name]] if c.name in pos else c.default for c in new.columns)
+    return tuple(row[s] if s >= 0 else c.default for s, c in zip(column_sources(old, new), new.columns))
