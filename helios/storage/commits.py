@@ -31,31 +31,48 @@ class Commit:
 
 
 def merge_base(a: Commit, b: Commit) -> Commit | None:
-    """The common ancestor of ``a`` and ``b`` with the highest generation.
+    """The best common ancestor of ``a`` and ``b`` with the highest generation (see ``merge_bases``)."""
+    bases = merge_bases(a, b)
+    return bases[0] if bases else None
+
+
+def merge_bases(a: Commit, b: Commit) -> list[Commit]:
+    """Every best common ancestor of ``a`` and ``b`` (none an ancestor of another),
+    highest generation first: one, unless the two lines merged into each other
+    crosswise (a criss-cross), as git's ``merge-base --all``.
 
     Commits are visited in decreasing generation, painting which side reaches
     them; a commit's paint is final when it is popped (all its descendants have
-    higher generations), so the first commit painted by both sides is the answer.
-    The walk costs the number of commits since the fork, not the size of history.
+    higher generations). A commit painted by both sides is a best common ancestor
+    unless it is stale: below one found already, whose ancestors inherit the stale
+    mark. The walk ends when only stale commits are queued, so it costs the
+    commits since the fork, not the size of history.
     """
     if a is b:
-        return a
-    paint: dict[int, int] = {id(a): 1, id(b): 2}
-    heap: list[tuple[int, int, Commit]] = [(-a.gen, -a.seq, a), (-b.gen, -b.seq, b)]
+        return [a]
+    side_a, side_b, stale = 1, 2, 4
+    paint: dict[int, int] = {id(a): side_a, id(b): side_b}
+    heap: list[tuple[int, int, int, Commit]] = [(-a.gen, -a.seq, id(a), a), (-b.gen, -b.seq, id(b), b)]
     heapq.heapify(heap)
-    queued = {id(a), id(b)}
-    while heap:
-        _, _, c = heapq.heappop(heap)
-        queued.discard(id(c))
-        flags = paint[id(c)]
-        if flags == 3:
-            return c
+    live = 2                                    # queued commits not marked stale
+    found: list[Commit] = []
+    while live:
+        _, _, key, c = heapq.heappop(heap)
+        flags = paint[key]
+        if not flags & stale:
+            live -= 1
+            if flags == side_a | side_b:
+                found.append(c)
+                flags |= stale
         for p in c.parents:
-            old = paint.get(id(p), 0)
-            new = old | flags
-            if new != old:
-                paint[id(p)] = new
-                if id(p) not in queued:
-                    queued.add(id(p))
-                    heapq.heappush(heap, (-p.gen, -p.seq, p))
-    return None
+            old = paint.get(id(p))
+            new = (old or 0) | flags
+            if new == old:
+                continue
+            paint[id(p)] = new
+            if old is None:
+                heapq.heappush(heap, (-p.gen, -p.seq, id(p), p))
+                live += not new & stale
+            elif new & stale and not old & stale:
+                live -= 1                   # queued and live until now
+    return found

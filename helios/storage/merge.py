@@ -166,7 +166,64 @@ class _Side:
         return c.ts if steps < _WALK_LIMIT else self.tip.ts
 
 
-def plan_merge(base: Commit | None, source: Commit, target: Commit, strategy: str, *,
+@dataclass(frozen=True, slots=True)
+class VirtualBase:
+    """The base of a criss-cross merge (several best common ancestors): every row and
+    object on which those ancestors agree, and ``AMBIGUOUS`` where they do not."""
+
+    state: DbState
+    gen: int        # the lowest of the ancestors': Auto dates changes down to it
+
+
+class _Ambiguous:
+    """A value equal to nothing but itself: no row or object of either side matches it."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "AMBIGUOUS"
+
+
+AMBIGUOUS = _Ambiguous()
+_AMBIGUOUS_ROW = (AMBIGUOUS,)
+
+
+def combined_base(bases: list[Commit]) -> Commit | VirtualBase | None:
+    """The base to merge from, given every best common ancestor (``commits.merge_bases``).
+
+    With one, that commit. With several (the two lines merged into each other
+    crosswise), taking any one of them can undo a change without a conflict: a
+    row the target changed back to an older ancestor's value looks unchanged
+    against that ancestor. So a key whose row (or an object whose value) differs
+    between the ancestors counts as changed on both sides: the merge keeps it if
+    both sides agree, else reports a conflict. Where the ancestors disagree on a
+    table's existence or columns, the newest ancestor's table is the base.
+    """
+    if len(bases) < 2:
+        return bases[0] if bases else None
+    state = bases[0].state
+    for other in bases[1:]:
+        state = _mark_disagreements(state, other.state)
+    return VirtualBase(state, min(b.gen for b in bases))
+
+
+def _mark_disagreements(first: DbState, other: DbState) -> DbState:
+    out = first
+    for name in sorted(set(first.tables.keys()) | set(other.tables.keys())):
+        a, b = first.tables.get(name), other.tables.get(name)
+        if a is b or a is None or b is None or \
+                (a.schema.columns, a.schema.primary_key) != (b.schema.columns, b.schema.primary_key):
+            continue
+        marks = [(key, _AMBIGUOUS_ROW) for key, _, _ in a.rows.diff(b.rows)]
+        if marks:       # indexes as ``a``'s: the base's rows are compared, never looked up by index
+            out = out.with_table(name, Table(a.schema, a.rows.update(marks), a.indexes, a.next_rowid))
+    for name in sorted(set(first.objects.keys()) | set(other.objects.keys())):
+        if not same_content(first.objects.get(name), other.objects.get(name)):
+            out = out.with_object(name, AMBIGUOUS)
+    return out
+
+
+def plan_merge(base: Commit | VirtualBase | None, source: Commit, target: Commit, strategy: str, *,
                use_log: bool = True) -> MergePlan:
     """The ops that bring ``source``'s changes since ``base`` onto ``target``.
 

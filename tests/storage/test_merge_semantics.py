@@ -16,6 +16,7 @@ import pytest
 
 from helios import errors
 from helios.storage.schema import Column, TableSchema
+from helios.storage.commits import merge_bases
 from helios.storage.store import Store
 from storage_helpers import FakeClock, rows_of, users_schema
 
@@ -236,6 +237,55 @@ def test_criss_cross_merges_with_agreeing_sides_merge_cleanly(clock):
     _set(db, "dev", 3, "c")
     r = db.merge("dev", "main", "Manual")
     assert r.conflicts == [] and rows_of(db) == rows_of(db, branch="dev")
+
+
+def _criss_cross(clock) -> Store:
+    """main and dev each took the other's first change through a helper branch, so the
+    two lines have two best common ancestors: main's commit of row 1, dev's of row 2."""
+    db = _seeded(":memory:", clock)
+    db.create_branch("dev")
+    _set(db, "main", 1, "a")
+    db.create_branch("from-main", "main")
+    _set(db, "dev", 2, "b")
+    db.create_branch("from-dev", "dev")
+    db.merge("from-main", "dev")
+    db.merge("from-dev", "main")
+    return db
+
+
+def test_a_criss_cross_has_two_merge_bases_and_a_plain_fork_one():
+    clock = FakeClock()
+    db = _criss_cross(clock)
+    bases = merge_bases(db._branch("dev").tip, db._branch("main").tip)
+    assert {b.seq for b in bases} == {db._branch("from-main").tip.seq, db._branch("from-dev").tip.seq}
+    db.create_branch("plain")
+    _set(db, "plain", 4, "p")
+    assert merge_bases(db._branch("plain").tip, db._branch("main").tip) == [db._branch("main").tip]
+
+
+@pytest.mark.parametrize("strategy, row1, conflict", [
+    ("Manual", None, True), ("Ours", "u1", True), ("Theirs", "a", True), ("Auto", "u1", True)])
+def test_a_criss_cross_merge_never_undoes_a_change_in_silence(clock, strategy, row1, conflict):
+    """After the criss-cross main sets row 1 back to its original value. Against main's
+    commit of row 1 that is a change; against dev's it looks like no change, and taking
+    that base alone would quietly bring back "a". The two bases disagree on row 1, so
+    it is a conflict (Auto: main's change is the newer); rows the sides agree on merge."""
+    db = _criss_cross(clock)
+    clock.advance(1)
+    _set(db, "main", 1, "u1")
+    clock.advance(1)
+    _set(db, "dev", 3, "c")
+    if strategy == "Manual":
+        head = db._branch("main").tip
+        with pytest.raises(errors.MergeConflict) as exc:
+            db.merge("dev", "main", "Manual")
+        assert [c["key"] for c in exc.value.details["conflicts"]] == ["users:1"]
+        assert db._branch("main").tip is head
+        return
+    r = db.merge("dev", "main", strategy)
+    assert [c.key for c in r.conflicts] == ["users:1"]
+    rows = {k: v[1] for k, v in rows_of(db).items()}
+    assert rows == {1: row1, 2: "b", 3: "c", 4: "u4", 5: "u5"}
 
 
 def test_merging_a_branch_made_from_a_past_snapshot(clock):

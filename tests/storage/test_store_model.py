@@ -1,7 +1,8 @@
 """Hypothesis state machine: the store against a plain-dict model.
 
-The model keeps every commit as a dict with its parents, finds merge bases
-naively (intersection of ancestor sets), and merges with Ours/Theirs. After
+The model keeps every commit as a dict with its parents, finds the best merge bases
+naively (intersection of ancestor sets; several in a criss-cross, whose disagreements
+count as changes on both sides), and merges with Ours/Theirs. After
 every step the store must match the model on every branch, at the head and at
 random past moments, and snapshots taken earlier must still read as they did.
 """
@@ -14,8 +15,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from helios.storage.commits import merge_base
-from helios.storage.merge import STRATEGIES, plan_merge
+from helios.storage.commits import merge_bases
+from helios.storage.merge import STRATEGIES, combined_base, plan_merge
 from helios.storage.schema import Column, TableSchema
 from helios.storage.store import Store
 from storage_helpers import FakeClock, rows_of
@@ -23,6 +24,9 @@ from storage_helpers import FakeClock, rows_of
 SCHEMA = TableSchema("t", (Column("k", "int8", False), Column("v", "text")), primary_key=(0,))
 keys = st.integers(0, 4)
 values = st.text("abc", min_size=1, max_size=3)
+
+
+AMBIG = object()     # a base row the best common ancestors disagree on: equal to no side's row
 
 
 class ModelCommit:
@@ -125,19 +129,22 @@ class StoreMachine(RuleBasedStateMachine):
         target = self._pick(data, exclude=source)
         s, t = self.heads[source], self.heads[target]
         common = s.ancestors() & t.ancestors()
-        base = max(common, key=lambda c: c.gen)
+        bests = [c for c in common if not any(o is not c and c in o.ancestors() for o in common)]
         self.clock.advance(0.5)
         self._plans_agree(source, target)
         r = self.store.merge(source, target, "Theirs" if theirs else "Ours")
-        if base is s:
+        if bests == [s]:
             assert r.merged_keys == 0
             return
+        # Several best common ancestors (a criss-cross): a key they disagree on is a change on both sides.
+        base = {k: bests[0].rows.get(k) if all(b.rows.get(k) == bests[0].rows.get(k) for b in bests) else AMBIG
+                for k in set().union(*(b.rows for b in bests))}
         rows = dict(t.rows)
         conflicts = set()
-        for k in set(base.rows) | set(s.rows):
-            if s.rows.get(k) == base.rows.get(k):
+        for k in set(base) | set(s.rows):
+            if s.rows.get(k) == base.get(k):
                 continue
-            if t.rows.get(k) != base.rows.get(k) and t.rows.get(k) != s.rows.get(k):
+            if t.rows.get(k) != base.get(k) and t.rows.get(k) != s.rows.get(k):
                 conflicts.add(k)
                 if not theirs:
                     continue
@@ -151,7 +158,7 @@ class StoreMachine(RuleBasedStateMachine):
     def _plans_agree(self, source: str, target: str) -> None:
         """The merge plan from the tables' change logs equals the one from tree diffs."""
         s_tip, t_tip = self.store._branch(source).tip, self.store._branch(target).tip
-        base = merge_base(s_tip, t_tip)
+        base = combined_base(merge_bases(s_tip, t_tip))
         for strategy in STRATEGIES:
             assert plan_merge(base, s_tip, t_tip, strategy) == \
                 plan_merge(base, s_tip, t_tip, strategy, use_log=False), strategy
