@@ -222,23 +222,6 @@ def test_branches_merged_into_each_other_repeatedly_do_not_replay_old_changes(cl
     assert rows_of(db)[1][1] == "main-took-over3" and rows_of(db)[2][1] == "main3"
 
 
-def test_criss_cross_merges_with_agreeing_sides_merge_cleanly(clock):
-    """Two merge bases (each branch took the other's change through a helper branch):
-    when both sides agree on every key the merge has nothing to report."""
-    db = _seeded(":memory:", clock)
-    db.create_branch("dev")
-    _set(db, "main", 1, "a")
-    db.create_branch("from-main", "main")
-    _set(db, "dev", 2, "b")
-    db.create_branch("from-dev", "dev")
-    db.merge("from-main", "dev")
-    db.merge("from-dev", "main")
-    assert rows_of(db) == rows_of(db, branch="dev")
-    _set(db, "dev", 3, "c")
-    r = db.merge("dev", "main", "Manual")
-    assert r.conflicts == [] and rows_of(db) == rows_of(db, branch="dev")
-
-
 def _criss_cross(clock) -> Store:
     """main and dev each took the other's first change through a helper branch, so the
     two lines have two best common ancestors: main's commit of row 1, dev's of row 2."""
@@ -251,6 +234,16 @@ def _criss_cross(clock) -> Store:
     db.merge("from-main", "dev")
     db.merge("from-dev", "main")
     return db
+
+
+def test_criss_cross_merges_with_agreeing_sides_merge_cleanly(clock):
+    """Two merge bases (each branch took the other's change through a helper branch):
+    when both sides agree on every key the merge has nothing to report."""
+    db = _criss_cross(clock)
+    assert rows_of(db) == rows_of(db, branch="dev")
+    _set(db, "dev", 3, "c")
+    r = db.merge("dev", "main", "Manual")
+    assert r.conflicts == [] and rows_of(db) == rows_of(db, branch="dev")
 
 
 def test_a_criss_cross_has_two_merge_bases_and_a_plain_fork_one():
