@@ -25,9 +25,13 @@ def check_branch_name(name: Any) -> str:
     return name
 
 
+CREATING = "creating"    # its creation is logged, not yet durable: nobody sees it
+DELETING = "deleting"    # its deletion is logged, not yet durable: readers still see it
+
+
 class Branch:
     __slots__ = ("name", "id", "parent", "created_at", "snapshot_ts", "base", "commits", "stamps",
-                 "visible", "read_only", "isolated", "horizon")
+                 "visible", "read_only", "isolated", "horizon", "pending")
 
     def __init__(self, name: str, *, parent: str | None, created_at: int, base: Commit | None,
                  snapshot_ts: int, read_only: bool = False, isolated: bool = False,
@@ -44,6 +48,7 @@ class Branch:
         self.read_only = read_only
         self.isolated = isolated
         self.horizon: int | None = None       # reads before this moment were pruned by retention
+        self.pending: str | None = None       # CREATING / DELETING until that log record is durable
 
     @property
     def head(self) -> Commit | None:

@@ -29,7 +29,7 @@ from ..errors import (BranchExists, BranchInUse, BranchNotFound, CorruptDatabase
                       ReadOnlyBranch, StorageFailed, WriteConflict)
 from ..gcpause import freeze_survivors, paused
 from . import codec
-from .branches import Branch, BranchInfo, BranchStats, check_branch_name
+from .branches import CREATING, DELETING, Branch, BranchInfo, BranchStats, check_branch_name
 from .checkpoint import (NodeWriter, list_manifests, load_nodes, manifest_path, read_manifest,
                          write_manifest)
 from .commits import Commit, merge_bases
@@ -352,11 +352,14 @@ class Store:
             raise StorageFailed(f"the store refuses writes after a storage failure: {self._failed}; "
                                 f"reads still work — fix the disk and reopen the database")
 
-    def _branch(self, name: str) -> Branch:
-        try:
-            return self._branches[name]
-        except KeyError:
-            raise BranchNotFound(f"branch {name!r} not found") from None
+    def _branch(self, name: str, *, read: bool = False) -> Branch:
+        """The branch ``name`` for a writer, or with ``read`` for a reader. Readers see only
+        what is durable: a branch whose creation is not yet durable exists for nobody, one
+        whose deletion is not yet durable still exists for readers (not for writers)."""
+        b = self._branches.get(name)
+        if b is None or (b.pending is not None and (b.pending == CREATING or not read)):
+            raise BranchNotFound(f"branch {name!r} not found")
+        return b
 
     def _log_record(self, rec: tuple) -> LogTicket:
         """Append a record (under the writer lock); ``_sync`` the ticket to wait until it is durable.
@@ -424,7 +427,7 @@ class Store:
     # ---------------------------------------------------------------- reads
     def snapshot(self, branch: str = MAIN, as_of: float | None = None) -> Snapshot:
         self._check_open()
-        b = self._branch(branch)
+        b = self._branch(branch, read=True)
         ts = None if as_of is None else to_micros(as_of)
         with self._vis_lock:        # a branch's commit list is never read while pruning edits it
             commit = b.head if ts is None else self._commit_at(b, ts)
@@ -439,7 +442,7 @@ class Store:
             return c
         if ts >= b.snapshot_ts or b.parent is None:
             return b.base
-        return self._commit_at(self._branch(b.parent), ts)
+        return self._commit_at(self._branch(b.parent, read=True), ts)
 
     # ---------------------------------------------------------------- writes
     def write(self, branch: str = MAIN, author: Any = None) -> WriteBlock:
@@ -521,14 +524,18 @@ class Store:
                        read_only=bool(read_only), isolated=bool(isolated))
             ticket = self._log_record(("b", name, b.id, parent, created, snap_ts, base.seq,
                                        b.read_only, b.isolated))
+            b.pending = CREATING               # the name is taken; the branch is not shown yet
             self._branches[name] = b
         try:
             self._sync(ticket)
         except StorageFailed:
-            with self._wlock:                  # never acknowledged: reads must not show it
+            with self._wlock:                  # never acknowledged: nobody may see it
                 if self._branches.get(name) is b:
                     del self._branches[name]
             raise
+        finally:                               # durable (an interrupt waits for the flush)
+            if self._branches.get(name) is b:
+                b.pending = None
         return self.branch_info(name)
 
     def delete_branch(self, name: str) -> None:
@@ -538,29 +545,38 @@ class Store:
             gone = self._branch(name)
             if name == MAIN:
                 raise BranchInUse("the main branch cannot be deleted")
-            children = sorted(b.name for b in self._branches.values() if b.parent == name)
+            children = sorted(b.name for b in self._branches.values() if b.parent == name and b.pending != DELETING)
             if children:
                 raise BranchInUse(f"branch {name!r} has child branches ({', '.join(children)}); "
                                   f"delete them first")
             ticket = self._log_record(("x", name))
-            del self._branches[name]
+            gone.pending = DELETING            # writers no longer find it; readers do until it is durable
         try:
             self._sync(ticket)
         except StorageFailed:
-            with self._wlock:                  # never acknowledged: reads still show the branch
-                self._branches.setdefault(name, gone)
+            gone.pending = None                # never acknowledged: the branch stays
             raise
+        finally:
+            with self._wlock:
+                if gone.pending == DELETING and self._branches.get(name) is gone:
+                    del self._branches[name]
 
     def list_branches(self) -> list[BranchInfo]:
         self._check_open()
-        return [self.branch_info(n) for n in sorted(self._branches, key=lambda n: (n != MAIN, n))]
+        out = []
+        for name in sorted(self.branch_names(), key=lambda n: (n != MAIN, n)):
+            try:
+                out.append(self.branch_info(name))
+            except BranchNotFound:             # deleted meanwhile
+                pass
+        return out
 
     def get_branch(self, name: str) -> BranchInfo:
         self._check_open()
         return self.branch_info(name)
 
     def branch_info(self, name: str) -> BranchInfo:
-        b = self._branch(name)
+        b = self._branch(name, read=True)
         with self._vis_lock:
             head = b.head
         state = head.state
@@ -571,7 +587,8 @@ class Store:
                           isolated=b.isolated, stats=stats)
 
     def branch_names(self) -> list[str]:
-        return list(self._branches)
+        """The branches readers see (durable ones)."""
+        return [name for name, b in list(self._branches.items()) if b.pending != CREATING]
 
     # ---------------------------------------------------------------- merge
     def merge(self, source: str, target: str = MAIN, strategy: str = "Auto", author: Any = None) -> MergeResult:
@@ -651,8 +668,11 @@ class Store:
                 except StorageFailed as exc:
                     self._failed = exc
                     raise
-                for b in self._branches.values():      # all of it is durable now
+                for name, b in list(self._branches.items()):   # all of it is durable now
                     b.visible = len(b.commits)
+                    if b.pending == DELETING:
+                        del self._branches[name]
+                    b.pending = None
                 branches = [(b.name, b.id, b.parent, b.created_at, b.snapshot_ts, b.base, b.tip,
                              b.read_only, b.isolated, b.horizon) for b in self._branches.values()]
                 wal_start, next_seq, last_ts = self._log.number, self._next_seq, self._last_ts

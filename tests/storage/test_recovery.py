@@ -646,6 +646,80 @@ def test_a_branch_whose_deletion_failed_is_still_shown_to_readers(tmp_path, monk
     db.close()
 
 
+class _HeldFsync:
+    """An fsync that, once ``hold()`` is called, stops the next caller until ``release()``."""
+
+    def __init__(self) -> None:
+        self.holding = False
+        self.entered, self.gate = threading.Event(), threading.Event()
+
+    def __call__(self, fd: int) -> None:
+        if self.holding:
+            self.holding = False
+            self.entered.set()
+            assert self.gate.wait(10)
+        os.fsync(fd)
+
+    def hold(self) -> None:
+        self.entered.clear()
+        self.gate.clear()
+        self.holding = True
+
+    def release(self) -> None:
+        self.gate.set()
+
+
+def test_readers_see_a_branch_created_or_deleted_only_once_that_is_durable(tmp_path):
+    """Between a branch record's append and its fsync, readers see what a crash would leave:
+    not the new branch yet (its name is taken all the same), still the deleted one (which
+    writers can no longer use)."""
+    fsync = _HeldFsync()
+    db = Store(tmp_path / "db", fsync=fsync)
+    with db.write() as tx:
+        tx.create_table(users_schema())
+
+    def in_window(action: Callable[[], Any], check: Callable[[], None]) -> None:
+        fsync.hold()
+        worker = threading.Thread(target=action)
+        worker.start()
+        assert fsync.entered.wait(10)
+        try:
+            check()
+        finally:
+            fsync.release()
+            worker.join(10)
+
+    def creating() -> None:
+        assert [b.name for b in db.list_branches()] == ["main"] and db.branch_names() == ["main"]
+        with pytest.raises(errors.BranchNotFound):
+            db.snapshot("x")
+        with pytest.raises(errors.BranchNotFound):
+            db.get_branch("x")
+        with pytest.raises(errors.BranchExists):
+            db.create_branch("x")
+    in_window(lambda: db.create_branch("x"), creating)
+    assert [b.name for b in db.list_branches()] == ["main", "x"]
+    with db.write("x") as tx:
+        tx.insert("users", (1, "on x", "x"))
+
+    def deleting() -> None:
+        assert [b.name for b in db.list_branches()] == ["main", "x"]
+        assert rows_of(db, branch="x") == {1: (1, "on x", "x")}
+        with pytest.raises(errors.BranchNotFound):
+            with db.write("x") as tx:
+                tx.insert("users", (2, "too late", "x"))
+        with pytest.raises(errors.BranchNotFound):
+            db.create_branch("y", parent="x")
+    in_window(lambda: db.delete_branch("x"), deleting)
+    assert [b.name for b in db.list_branches()] == ["main"]
+    with pytest.raises(errors.BranchNotFound):
+        db.snapshot("x")
+    db.close()
+    db = Store(tmp_path / "db")
+    assert [b.name for b in db.list_branches()] == ["main"]
+    db.close()
+
+
 def _set_version(path: Path, version: int) -> None:
     data = bytearray(path.read_bytes())
     data[8:10] = version.to_bytes(2, "little")
