@@ -153,6 +153,7 @@ class Store:
                  progress: Callable[[str], None] | None = None) -> None:
         self.path = None if path in (None, ":memory:") else Path(path)
         self.retention_us = None if retention is None else to_micros(retention)
+        self._next_prune = 0                   # in memory: when commits next apply the retention
         self._clock = clock
         self._fsync = fsync or (lambda fd: os.fsync(fd))     # looked up per call: tests may patch os.fsync
         self.checkpoint_bytes = checkpoint_bytes
@@ -415,6 +416,17 @@ class Store:
                 b.visible = count
         if self._log is not None and self._log.size > self.checkpoint_bytes:
             self._periodic_checkpoint()
+        elif self.path is None and self.retention_us is not None:
+            self._prune_in_memory()
+
+    def _prune_in_memory(self) -> None:
+        """A store in memory has no checkpoints to apply its retention at: its commits do,
+        at most once per tenth of the window (and per second), so pruning stays cheap."""
+        now = to_micros(self._clock())
+        if now >= self._next_prune:
+            assert self.retention_us is not None
+            self._next_prune = now + max(1_000_000, self.retention_us // 10)
+            self._prune()
 
     def _periodic_checkpoint(self) -> None:
         """The checkpoint a long log asks for. Its failure is not the failure of the commit
@@ -650,8 +662,10 @@ class Store:
 
     # ---------------------------------------------------------------- checkpoint
     def checkpoint(self) -> None:
-        """Persist every retained commit and branch; then the log restarts."""
+        """Persist every retained commit and branch; then the log restarts. In memory: only
+        apply the retention."""
         if self.path is None:
+            self._prune()
             return
         self._check_writable()
         with self._ckpt_lock:

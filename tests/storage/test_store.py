@@ -377,6 +377,39 @@ def test_retention_expires_old_history(tmp_path):
     db.close()
 
 
+def test_retention_applies_in_memory_as_commits_arrive():
+    """A store in memory has no checkpoints: its commits apply the retention, at most once
+    per tenth of the window, and ``checkpoint()`` applies it at once."""
+    clock = FakeClock()
+    db = Store(":memory:", clock=clock, retention=60)
+    with db.write() as tx:
+        tx.create_table(users_schema())
+    t_old = clock.t
+    first = db._branch("main").commits[0]
+    clock.advance(10)
+    with db.write() as tx:
+        tx.insert("users", (1, "a", "a"))
+    clock.advance(100)
+    with db.write() as tx:
+        tx.insert("users", (0, "z", "z"))
+    with pytest.raises(errors.HistoryExpired):
+        db.snapshot("main", as_of=t_old)
+    assert first not in db._branch("main").commits          # freed, not only hidden
+    assert rows_of(db, as_of=clock.t - 59) == {1: (1, "a", "a")}   # in force at the horizon: kept
+    t_mid = clock.t
+    clock.advance(100)
+    with db.write() as tx:
+        tx.insert("users", (2, "b", "b"))
+    with pytest.raises(errors.HistoryExpired):
+        db.snapshot("main", as_of=t_mid - 1)
+    clock.advance(100)
+    db.checkpoint()
+    with pytest.raises(errors.HistoryExpired):
+        db.snapshot("main", as_of=clock.t - 90)
+    assert rows_of(db) == {0: (0, "z", "z"), 1: (1, "a", "a"), 2: (2, "b", "b")}
+    db.close()
+
+
 def test_alter_table_adds_column_with_default(db):
     from dataclasses import replace
     from helios.storage.schema import Column
