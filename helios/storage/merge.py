@@ -156,11 +156,15 @@ class _Side:
         self.stop_gen = base.gen if base is not None else 0
 
     def changed_at(self, probe: Callable[[DbState], Any]) -> int:
-        """Timestamp of the newest commit on this side whose change made ``probe`` what it is now."""
+        """Timestamp of the commit on this side that wrote what ``probe`` reads now.
+
+        Down from the tip, through whichever parent already held that value (the first
+        parent when both did): a value a merge brought in is dated by the commit that
+        wrote it on its own branch, not by the merge."""
         c, now, steps = self.tip, probe(self.tip.state), 0
         while c.parents and c.gen > self.stop_gen and steps < _WALK_LIMIT:
-            p = c.parents[0]
-            if not same_content(probe(p.state), now):
+            p = next((q for q in c.parents if same_content(probe(q.state), now)), None)
+            if p is None:
                 return c.ts
             c, steps = p, steps + 1
         return c.ts if steps < _WALK_LIMIT else self.tip.ts

@@ -281,6 +281,25 @@ def test_a_criss_cross_merge_never_undoes_a_change_in_silence(clock, strategy, r
     assert rows == {1: row1, 2: "b", 3: "c", 4: "u4", 5: "u5"}
 
 
+def test_auto_dates_a_change_by_when_it_was_written_not_when_it_was_merged(clock):
+    """``feature`` wrote row 1 before main did; dev took feature's row only later, by a
+    merge. Auto keeps the newer write, main's: the merge into dev does not make it newer."""
+    db = _seeded(":memory:", clock)
+    db.create_branch("dev")
+    db.create_branch("feature")
+    clock.advance(1)
+    _set(db, "feature", 1, "feature1")
+    clock.advance(1)
+    _set(db, "main", 1, "main1")
+    clock.advance(1)
+    db.merge("feature", "dev")
+    clock.advance(1)
+    _set(db, "dev", 2, "dev2")
+    r = db.merge("dev", "main", "Auto")
+    assert [(c.key, c.resolved_value["name"]) for c in r.conflicts] == [("users:1", "main1")]
+    assert {k: v[1] for k, v in rows_of(db).items()} == {1: "main1", 2: "dev2", 3: "u3", 4: "u4", 5: "u5"}
+
+
 def test_merging_a_branch_made_from_a_past_snapshot(clock):
     db = _seeded(":memory:", clock)
     t0 = db.snapshot().timestamp
