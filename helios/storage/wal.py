@@ -455,7 +455,7 @@ class LogWriter:
                 offset = end
         except BaseException as exc:  # noqa: BLE001 - the file state is unknown: never retry ("fsyncgate")
             _wake(woken)
-            self._discard_unacknowledged()
+            self._cut_after_records()
             return offset - self._size, fsyncs, fsync_seconds, exc
         return offset - self._size, fsyncs, fsync_seconds, None
 
@@ -511,18 +511,21 @@ class LogWriter:
             self._waiting = []
         return woken
 
-    def _discard_unacknowledged(self) -> None:
-        """Best effort: cut the failed batch off so recovery cannot resurrect it.
+    def _cut_after_records(self) -> None:
+        """Best effort: cut the file at the end of its last durable record (``self._size``).
 
-        Every byte up to ``self._size`` was fsync'd, so nothing acknowledged is
-        lost. If this fails too the bytes may survive; they were never
-        acknowledged, the same ambiguity as a crash before the reply.
+        After a failed flush it keeps recovery from resurrecting the batch; at
+        close it trims the preallocated zeros. Every byte up to ``self._size`` was
+        fsync'd, so nothing acknowledged depends on it: bytes left behind if it
+        fails were never acknowledged (the same ambiguity as a crash before the
+        reply), and zeros left behind read as a torn tail that recovery drops.
+        The log's first error, if any, is the one to report.
         """
         try:
             os.ftruncate(self._fd, self._size)
             self._allocated = self._size
             self._do_fsync(self._fd)
-        except Exception:  # noqa: BLE001 - the log is failing already; the first error is the one to report
+        except Exception:  # noqa: BLE001 - see above
             pass
 
     def append_and_sync(self, payload: bytes) -> int:
@@ -566,20 +569,9 @@ class LogWriter:
             raise interrupted
 
     def _trim(self) -> None:
-        """Cut the preallocated zeros off a closing segment, so that it ends at its last record.
-
-        Best effort: every record is durable already, and zeros left behind (the
-        truncation failed, or a crash came first) read as a torn tail that
-        recovery drops.
-        """
-        if self._failed is not None or self._flushing or self._allocated <= self._size:
-            return
-        try:
-            os.ftruncate(self._fd, self._size)
-            self._do_fsync(self._fd)
-            self._allocated = self._size
-        except Exception:  # noqa: BLE001 - see above: nothing acknowledged depends on it
-            pass
+        """Cut the preallocated zeros off a closing segment, so that it ends at its last record."""
+        if self._failed is None and not self._flushing and self._allocated > self._size:
+            self._cut_after_records()
 
     def __enter__(self) -> LogWriter:
         return self

@@ -312,7 +312,7 @@ def test_a_failed_checkpoint_refuses_writes_keeps_reads_and_loses_nothing(tmp_pa
     live, clock, moments = _prepared(tmp_path)
     expected = fingerprint(live, moments)
     eio = OSError(5, "Input/output error")
-    real_fsync, real_write, real_replace, real_open = os.fsync, os.write, os.replace, os.open
+    real_fsync, real_write, real_open = os.fsync, os.write, os.open
 
     def fsync(fd):
         if _fd_is(fd, "nodes.dat"):
