@@ -30,12 +30,6 @@ class Commit:
         return f"Commit(seq={self.seq}, ts={self.ts}, kind={self.kind})"
 
 
-def merge_base(a: Commit, b: Commit) -> Commit | None:
-    """The best common ancestor of ``a`` and ``b`` with the highest generation (see ``merge_bases``)."""
-    bases = merge_bases(a, b)
-    return bases[0] if bases else None
-
-
 def merge_bases(a: Commit, b: Commit) -> list[Commit]:
     """Every best common ancestor of ``a`` and ``b`` (none an ancestor of another),
     highest generation first: one, unless the two lines merged into each other

@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterator
 
 from ..errors import BadRequest
 from .btree import MISSING, PTree, same_content
-from .commits import Commit
+from .commits import Commit, merge_bases
 from .schema import TableSchema, adapt_row, column_sources
 from .state import DbState
 from .table import Table
@@ -190,6 +190,11 @@ class _Ambiguous:
 
 AMBIGUOUS = _Ambiguous()
 _AMBIGUOUS_ROW = (AMBIGUOUS,)
+
+
+def merge_base(a: Commit, b: Commit) -> Commit | VirtualBase | None:
+    """What a merge of ``a`` and ``b`` compares both sides against (see ``combined_base``)."""
+    return combined_base(merge_bases(a, b))
 
 
 def combined_base(bases: list[Commit]) -> Commit | VirtualBase | None:

@@ -32,8 +32,8 @@ from . import codec
 from .branches import CREATING, DELETING, Branch, BranchInfo, BranchStats, check_branch_name
 from .checkpoint import (NodeWriter, list_manifests, load_nodes, manifest_path, read_manifest,
                          write_manifest)
-from .commits import Commit, merge_bases
-from .merge import MergeResult, check_strategy, combined_base, plan_merge
+from .commits import Commit
+from .merge import MergeResult, check_strategy, merge_base, plan_merge
 from .state import EMPTY_STATE, DbState, StateView
 from .txn import Transaction, apply_op
 from .wal import LogWriter, list_segments, read_segment, segment_path
@@ -614,7 +614,7 @@ class Store:
             if t.read_only:
                 raise InvalidMerge(f"cannot merge into read-only branch {target!r}")
             s_tip, t_tip = s.tip, t.tip
-            base = combined_base(merge_bases(s_tip, t_tip))
+            base = merge_base(s_tip, t_tip)
             if base is s_tip:
                 return MergeResult(to_seconds(t_tip.ts), 0, [], True,
                                    f"Branch '{target}' already contains every change of '{source}'")

@@ -16,8 +16,7 @@ import pytest
 
 from helios.storage import table as table_mod
 from helios.storage.btree import MISSING, PTree
-from helios.storage.commits import merge_base
-from helios.storage.merge import STRATEGIES, plan_merge, row_changes
+from helios.storage.merge import STRATEGIES, merge_base, plan_merge, row_changes
 from helios.storage.schema import Column, IndexDef, TableSchema
 from helios.storage.store import Store
 from helios.storage.table import Table

@@ -15,8 +15,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from helios.storage.commits import merge_bases
-from helios.storage.merge import STRATEGIES, combined_base, plan_merge
+from helios.storage.merge import STRATEGIES, merge_base, plan_merge
 from helios.storage.schema import Column, TableSchema
 from helios.storage.store import Store
 from storage_helpers import FakeClock, rows_of
@@ -158,7 +157,7 @@ class StoreMachine(RuleBasedStateMachine):
     def _plans_agree(self, source: str, target: str) -> None:
         """The merge plan from the tables' change logs equals the one from tree diffs."""
         s_tip, t_tip = self.store._branch(source).tip, self.store._branch(target).tip
-        base = combined_base(merge_bases(s_tip, t_tip))
+        base = merge_base(s_tip, t_tip)
         for strategy in STRATEGIES:
             assert plan_merge(base, s_tip, t_tip, strategy) == \
                 plan_merge(base, s_tip, t_tip, strategy, use_log=False), strategy
